@@ -1,0 +1,157 @@
+//! Transport failures, classified the way Node reports them (`ECONNREFUSED`,
+//! `ETIMEDOUT`, …) so that JS code written against `pusher` keeps working.
+//! Messages name the URL and the cause; they never contain a secret.
+
+use std::error::Error as StdError;
+use std::fmt;
+use std::io;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureKind {
+  /// The whole-request deadline passed (`timeout` option).
+  Timeout,
+  /// A socket-level failure; `code` holds the OS-style code.
+  Network,
+  /// Certificate or handshake failure.
+  Tls,
+  /// The URL could not be parsed or uses an unsupported scheme.
+  InvalidUrl,
+  /// More than the allowed number of redirects.
+  Redirect,
+  /// Invalid options (a `ca` without certificates, a bad proxy URL).
+  Config,
+}
+
+#[derive(Debug, Clone)]
+pub struct TransportError {
+  pub kind: FailureKind,
+  /// Node-style code: `ECONNREFUSED`, `ECONNRESET`, `ETIMEDOUT`, `ENOTFOUND`,
+  /// `UNABLE_TO_VERIFY_LEAF_SIGNATURE`, `ERR_INVALID_URL`, …
+  pub code: &'static str,
+  pub message: String,
+  /// True when the failure provably happened before any request byte was written
+  /// (connect, DNS, TLS handshake): only then may a POST be retried safely.
+  pub before_send: bool,
+}
+
+impl fmt::Display for TransportError {
+  fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    f.write_str(&self.message)
+  }
+}
+
+impl StdError for TransportError {}
+
+impl TransportError {
+  pub fn invalid_url(message: &str) -> Self {
+    Self { kind: FailureKind::InvalidUrl, code: "ERR_INVALID_URL", message: message.into(), before_send: true }
+  }
+
+  pub fn config(message: String) -> Self {
+    Self { kind: FailureKind::Config, code: "ERR_INVALID_ARG_VALUE", message, before_send: true }
+  }
+
+  /// Classifies a reqwest failure for the request to `url`.
+  pub fn from_reqwest(err: &reqwest::Error, url: &str, timeout_ms: Option<u64>) -> Self {
+    let connecting = err.is_connect();
+    if err.is_timeout() {
+      let after = timeout_ms.map(|ms| format!(" after {ms} ms")).unwrap_or_default();
+      return Self {
+        kind: FailureKind::Timeout,
+        code: "ETIMEDOUT",
+        message: format!("request to {url} timed out{after}"),
+        before_send: false,
+      };
+    }
+    if err.is_redirect() {
+      return Self {
+        kind: FailureKind::Redirect,
+        code: "ERR_TOO_MANY_REDIRECTS",
+        message: format!("maximum redirect reached at: {url}"),
+        before_send: false,
+      };
+    }
+    let (kind, code, reason) = root_cause(err, url);
+    Self {
+      kind,
+      code,
+      message: format!("request to {url} failed, reason: {reason}"),
+      before_send: connecting,
+    }
+  }
+}
+
+fn host_port(url: &str) -> String {
+  match url::Url::parse(url) {
+    Ok(u) => format!("{}:{}", u.host_str().unwrap_or(""), u.port_or_known_default().unwrap_or(0)),
+    Err(_) => String::new(),
+  }
+}
+
+/// Walks the cause chain (including errors wrapped inside `io::Error`) for the most
+/// specific explanation.
+fn root_cause(err: &reqwest::Error, url: &str) -> (FailureKind, &'static str, String) {
+  let mut cause: Option<&(dyn StdError + 'static)> = Some(err);
+  while let Some(e) = cause {
+    if let Some(tls) = e.downcast_ref::<rustls::Error>() {
+      return tls_cause(tls);
+    }
+    if let Some(io_err) = e.downcast_ref::<io::Error>() {
+      if let Some(tls) = io_err.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>()) {
+        return tls_cause(tls);
+      }
+      if let Some(found) = io_cause(io_err, url) {
+        return found;
+      }
+    }
+    if let Some(h) = e.downcast_ref::<hyper::Error>() {
+      if h.is_incomplete_message() || h.is_canceled() || h.is_closed() {
+        return (FailureKind::Network, "ECONNRESET", "socket hang up".into());
+      }
+      if h.is_parse() || h.is_parse_status() {
+        return (FailureKind::Network, "HPE_INVALID_RESPONSE", format!("malformed HTTP response: {h}"));
+      }
+    }
+    cause = e.source();
+  }
+  if err.is_connect() {
+    let host = url::Url::parse(url).ok().and_then(|u| u.host_str().map(str::to_owned)).unwrap_or_default();
+    return (FailureKind::Network, "ENOTFOUND", format!("getaddrinfo ENOTFOUND {host}"));
+  }
+  if err.is_body() || err.is_request() {
+    return (FailureKind::Network, "ECONNRESET", "socket hang up".into());
+  }
+  (FailureKind::Network, "EPROTO", err.to_string())
+}
+
+fn io_cause(e: &io::Error, url: &str) -> Option<(FailureKind, &'static str, String)> {
+  use io::ErrorKind::*;
+  let code = match e.kind() {
+    ConnectionRefused => "ECONNREFUSED",
+    ConnectionReset | ConnectionAborted | BrokenPipe | UnexpectedEof => "ECONNRESET",
+    TimedOut => "ETIMEDOUT",
+    AddrNotAvailable => "EADDRNOTAVAIL",
+    NotFound => "ENOTFOUND",
+    _ => return None,
+  };
+  let reason = match code {
+    "ECONNRESET" => "socket hang up".to_string(),
+    "ENOTFOUND" => format!("getaddrinfo ENOTFOUND {}", host_port(url)),
+    _ => format!("connect {code} {}", host_port(url)),
+  };
+  Some((FailureKind::Network, code, reason))
+}
+
+fn tls_cause(e: &rustls::Error) -> (FailureKind, &'static str, String) {
+  use rustls::CertificateError as C;
+  let code = match e {
+    rustls::Error::InvalidCertificate(C::UnknownIssuer) => "UNABLE_TO_VERIFY_LEAF_SIGNATURE",
+    rustls::Error::InvalidCertificate(C::Expired | C::ExpiredContext { .. }) => "CERT_HAS_EXPIRED",
+    rustls::Error::InvalidCertificate(C::NotValidForName | C::NotValidForNameContext { .. }) => {
+      "ERR_TLS_CERT_ALTNAME_INVALID"
+    }
+    rustls::Error::InvalidCertificate(_) => "ERR_TLS_CERT_INVALID",
+    _ => "EPROTO",
+  };
+  (FailureKind::Tls, code, format!("TLS handshake failed: {e}"))
+}

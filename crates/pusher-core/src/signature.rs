@@ -1,0 +1,198 @@
+//! HMAC-SHA256 request signing, MD5 body digests and constant-time comparison.
+//!
+//! Signing is a pure function of its inputs: the timestamp is passed in, so the
+//! golden vectors of the Channels documentation can be checked exactly.
+
+use hmac::{Hmac, KeyInit, Mac};
+use md5::Md5;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+type HmacSha256 = Hmac<Sha256>;
+
+pub fn hmac_sha256(secret: &[u8], message: &[u8]) -> [u8; 32] {
+  // HMAC accepts keys of any length, so this cannot fail.
+  let mut mac = HmacSha256::new_from_slice(secret).unwrap_or_else(|_| unreachable!());
+  mac.update(message);
+  mac.finalize().into_bytes().into()
+}
+
+pub fn hmac_sha256_hex(secret: &[u8], message: &[u8]) -> String {
+  hex::encode(hmac_sha256(secret, message))
+}
+
+pub fn md5_hex(data: &[u8]) -> String {
+  hex::encode(Md5::digest(data))
+}
+
+pub fn sha256(data: &[u8]) -> [u8; 32] {
+  Sha256::digest(data).into()
+}
+
+/// Compares two byte strings in time that depends only on their lengths.
+pub fn secure_compare(a: &[u8], b: &[u8]) -> bool {
+  a.len() == b.len() && bool::from(a.ct_eq(b))
+}
+
+/// Checks a hex signature as `pusher` does: the lowercase hex HMAC of `message`
+/// must equal `signature` exactly, compared in constant time.
+pub fn verify_hex(secret: &[u8], message: &[u8], signature: &[u8]) -> bool {
+  secure_compare(hmac_sha256_hex(secret, message).as_bytes(), signature)
+}
+
+/// What a signed Channels API request is made of.
+pub struct SigningInput<'a> {
+  /// Already uppercased by the caller (JS `toUpperCase` semantics).
+  pub method: &'a str,
+  pub path: &'a str,
+  pub key: &'a str,
+  pub timestamp: i64,
+  /// The exact body bytes; `None` (or empty) means no `body_md5`.
+  pub body: Option<&'a [u8]>,
+  /// Caller parameters, already converted to strings, never one of the reserved keys.
+  pub params: &'a [(String, String)],
+}
+
+/// Builds the query string `pusher` sends: every parameter sorted by key in UTF-16
+/// order, joined raw (unescaped) as `k=v&…`, then `&auth_signature=<hex HMAC>` over
+/// `METHOD\nPATH\nQUERY`.
+pub fn signed_query(input: &SigningInput, secret: &[u8]) -> String {
+  let timestamp = input.timestamp.to_string();
+  let body_md5 = input.body.filter(|b| !b.is_empty()).map(md5_hex);
+  let mut pairs: Vec<(&str, &str)> = Vec::with_capacity(4 + input.params.len());
+  pairs.push(("auth_key", input.key));
+  pairs.push(("auth_timestamp", &timestamp));
+  pairs.push(("auth_version", "1.0"));
+  if let Some(md5) = &body_md5 {
+    pairs.push(("body_md5", md5));
+  }
+  pairs.extend(input.params.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+  // JS compares strings by UTF-16 code units; byte order differs only above U+FFFF.
+  pairs.sort_by(|a, b| a.0.encode_utf16().cmp(b.0.encode_utf16()));
+
+  let mut query = String::with_capacity(160);
+  for (i, (k, v)) in pairs.iter().enumerate() {
+    if i > 0 {
+      query.push('&');
+    }
+    query.push_str(k);
+    query.push('=');
+    query.push_str(v);
+  }
+  let mut mac = HmacSha256::new_from_slice(secret).unwrap_or_else(|_| unreachable!());
+  for part in [input.method, "\n", input.path, "\n", &query] {
+    mac.update(part.as_bytes());
+  }
+  query.push_str("&auth_signature=");
+  query.push_str(&hex::encode(mac.finalize().into_bytes()));
+  query
+}
+
+#[cfg(test)]
+mod tests {
+  use super::*;
+
+  fn sig_of(query: &str) -> &str {
+    query.rsplit("auth_signature=").next().unwrap()
+  }
+
+  #[test]
+  fn rest_api_worked_example_from_the_docs() {
+    let body = br#"{"name":"foo","channels":["project-3"],"data":"{\"some\":\"data\"}"}"#;
+    let q = signed_query(
+      &SigningInput {
+        method: "POST",
+        path: "/apps/3/events",
+        key: "278d425bdf160c739803",
+        timestamp: 1353088179,
+        body: Some(body),
+        params: &[],
+      },
+      b"7ad3773142a6692b25b8",
+    );
+    assert!(q.contains("body_md5=ec365a775a4cd0599faeb73354201b6f"));
+    assert_eq!(sig_of(&q), "da454824c97ba181a32ccc17a72625ba02771f50b50e1e7430e47a1f3f457e6c");
+  }
+
+  #[test]
+  fn upstream_test_vector_with_a_get_body() {
+    let q = signed_query(
+      &SigningInput {
+        method: "GET",
+        path: "/event",
+        key: "f00d",
+        timestamp: 1234567890,
+        body: Some(b"example body"),
+        params: &[],
+      },
+      b"tofu",
+    );
+    assert_eq!(
+      q,
+      "auth_key=f00d&auth_timestamp=1234567890&auth_version=1.0\
+       &body_md5=165d5e6d7ca8f73b3853ce45addf42fc\
+       &auth_signature=a650196dc427ebe837226f8565ca9232198c6d1b9455eaa72374a9dc0b620e7b"
+    );
+  }
+
+  #[test]
+  fn params_sort_case_sensitively_and_stay_unescaped() {
+    let params = vec![
+      ("info".to_string(), "a b".to_string()),
+      ("Zeta".to_string(), "1".to_string()),
+      ("alpha".to_string(), "2".to_string()),
+    ];
+    let q = signed_query(
+      &SigningInput { method: "GET", path: "/p", key: "k", timestamp: 7, body: None, params: &params },
+      b"s",
+    );
+    assert!(q.starts_with("Zeta=1&alpha=2&auth_key=k&auth_timestamp=7&auth_version=1.0&info=a b&auth_signature="));
+    let signed = "GET\n/p\nZeta=1&alpha=2&auth_key=k&auth_timestamp=7&auth_version=1.0&info=a b";
+    assert_eq!(sig_of(&q), hmac_sha256_hex(b"s", signed.as_bytes()));
+  }
+
+  #[test]
+  fn keys_sort_by_utf16_units_like_javascript() {
+    // U+FF5E sorts after U+1F600 in UTF-8 byte order but before it in UTF-16.
+    let params = vec![("\u{1F600}".to_string(), "x".to_string()), ("\u{FF5E}".to_string(), "y".to_string())];
+    let q = signed_query(
+      &SigningInput { method: "GET", path: "/", key: "k", timestamp: 1, body: None, params: &params },
+      b"s",
+    );
+    assert!(q.contains("auth_version=1.0&\u{1F600}=x&\u{FF5E}=y"), "{q}");
+  }
+
+  #[test]
+  fn empty_body_gets_no_md5_and_negative_timestamps_are_not_clamped() {
+    let q = signed_query(
+      &SigningInput { method: "POST", path: "/", key: "k", timestamp: 2_147_483_648, body: Some(b""), params: &[] },
+      b"s",
+    );
+    assert!(!q.contains("body_md5"));
+    assert!(q.contains("auth_timestamp=2147483648"), "Y2038-safe: {q}");
+  }
+
+  #[test]
+  fn digests_match_known_values() {
+    assert_eq!(md5_hex(b"{}"), "99914b932bd37a50b983c5e7c90ae93b");
+    assert_eq!(
+      hex::encode(sha256(b"abc")),
+      "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+    );
+    // RFC 4231 test case 2.
+    assert_eq!(
+      hmac_sha256_hex(b"Jefe", b"what do ya want for nothing?"),
+      "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+    );
+  }
+
+  #[test]
+  fn verification_is_exact() {
+    let sig = hmac_sha256_hex(b"tofu", b"body");
+    assert!(verify_hex(b"tofu", b"body", sig.as_bytes()));
+    assert!(!verify_hex(b"tofu", b"body", sig.to_uppercase().as_bytes()));
+    assert!(!verify_hex(b"tofu", b"body", &sig.as_bytes()[1..]));
+    assert!(!verify_hex(b"tofu", b"body", b""));
+    assert!(secure_compare(b"", b""));
+  }
+}

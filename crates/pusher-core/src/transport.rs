@@ -1,0 +1,315 @@
+//! The HTTP transport: one pooled keep-alive reqwest client per distinct
+//! (proxy, extra CA) configuration, rustls with Mozilla's roots (Node's bundled set)
+//! plus `NODE_EXTRA_CA_CERTS` and the caller's `ca`, and whole-request timeouts.
+
+use crate::error::TransportError;
+use crate::retry::{Outcome, RetryPolicy};
+use bytes::Bytes;
+use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, CONTENT_TYPE, RETRY_AFTER};
+use reqwest::{redirect, Client, Method, Url};
+use rustls::RootCertStore;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::CertificateDer;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+/// node-fetch's default redirect limit.
+const MAX_REDIRECTS: usize = 20;
+const POOL_IDLE: Duration = Duration::from_secs(15);
+
+/// What makes two transports different; everything else is per request.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct TransportOptions {
+  /// `http://host:port` (or https) proxy for every request; none from the environment.
+  pub proxy: Option<String>,
+  /// Extra trusted certificates, PEM.
+  pub ca: Option<Vec<u8>>,
+}
+
+pub struct Request {
+  pub method: Method,
+  /// The URL exactly as signed; parsed here with WHATWG rules, as node-fetch does.
+  pub url: String,
+  pub body: Option<Bytes>,
+  pub timeout: Option<Duration>,
+  pub library: HeaderValue,
+}
+
+#[derive(Debug)]
+pub struct Reply {
+  pub status: u16,
+  /// Set only when a redirect was followed.
+  pub final_url: Option<String>,
+  /// Lowercase names and latin-1 values, `name\nvalue\n…`, parsed lazily in JS.
+  pub headers: String,
+  pub body: Vec<u8>,
+  pub retry_after: Option<String>,
+}
+
+fn extra_ca_from_env() -> Vec<CertificateDer<'static>> {
+  std::env::var_os("NODE_EXTRA_CA_CERTS")
+    .and_then(|path| std::fs::read(path).ok())
+    .map(|pem| parse_certs(&pem))
+    .unwrap_or_default()
+}
+
+fn parse_certs(pem: &[u8]) -> Vec<CertificateDer<'static>> {
+  CertificateDer::pem_slice_iter(pem).filter_map(Result::ok).collect()
+}
+
+fn tls_config(extra_ca: Option<&[u8]>) -> Result<rustls::ClientConfig, TransportError> {
+  let mut roots = RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
+  let mut extra = extra_ca_from_env();
+  if let Some(pem) = extra_ca {
+    let certs = parse_certs(pem);
+    if certs.is_empty() {
+      return Err(TransportError::config("the ca option holds no PEM certificate".into()));
+    }
+    extra.extend(certs);
+  }
+  roots.add_parsable_certificates(extra);
+  let provider = Arc::new(rustls::crypto::ring::default_provider());
+  let config = rustls::ClientConfig::builder_with_provider(provider)
+    .with_safe_default_protocol_versions()
+    .map_err(|e| TransportError::config(format!("TLS setup failed: {e}")))?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+  Ok(config)
+}
+
+/// Builds a new client. Prefer [`shared_client`], which pools connections across
+/// every Pusher instance with the same options.
+pub fn build_client(options: &TransportOptions) -> Result<Client, TransportError> {
+  let mut builder = Client::builder()
+    .tls_backend_preconfigured(tls_config(options.ca.as_deref())?)
+    .no_proxy()
+    .redirect(redirect::Policy::limited(MAX_REDIRECTS))
+    .pool_idle_timeout(POOL_IDLE)
+    .tcp_nodelay(true)
+    .http1_only();
+  if let Some(proxy) = &options.proxy {
+    let proxy = reqwest::Proxy::all(proxy.as_str())
+      .map_err(|_| TransportError::config(format!("invalid proxy URL: {proxy}")))?;
+    builder = builder.proxy(proxy);
+  }
+  builder.build().map_err(|e| TransportError::config(format!("HTTP client setup failed: {e}")))
+}
+
+/// One client per distinct options for the whole process, so connections are pooled
+/// across Pusher instances (and across serverless invocations in one process).
+pub fn shared_client(options: &TransportOptions) -> Result<Client, TransportError> {
+  static CLIENTS: OnceLock<Mutex<HashMap<TransportOptions, Client>>> = OnceLock::new();
+  let clients = CLIENTS.get_or_init(Default::default);
+  let mut clients = clients.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+  if let Some(client) = clients.get(options) {
+    return Ok(client.clone());
+  }
+  let client = build_client(options)?;
+  clients.insert(options.clone(), client.clone());
+  Ok(client)
+}
+
+/// Parses as node-fetch 2 does before sending: WHATWG parsing, absolute http(s) only.
+pub fn parse_url(url: &str) -> Result<Url, TransportError> {
+  let parsed = Url::parse(url).map_err(|_| TransportError::invalid_url("Invalid URL"))?;
+  match parsed.scheme() {
+    "http" | "https" if parsed.host_str().is_some_and(|h| !h.is_empty()) => Ok(parsed),
+    "http" | "https" => Err(TransportError::invalid_url("Only absolute URLs are supported")),
+    _ => Err(TransportError::invalid_url("Only HTTP(S) protocols are supported")),
+  }
+}
+
+fn headers_to_string(headers: &HeaderMap) -> String {
+  let mut out = String::with_capacity(headers.len() * 32);
+  for (name, value) in headers {
+    out.push_str(name.as_str());
+    out.push('\n');
+    // Header bytes are latin-1, as Node's http parser reads them.
+    out.extend(value.as_bytes().iter().map(|&b| b as char));
+    out.push('\n');
+  }
+  out
+}
+
+/// Sends `request`, retrying as `policy` allows; returns the last result and the number
+/// of attempts made.
+pub async fn send_with_retry(
+  client: &Client,
+  request: &Request,
+  policy: Option<&RetryPolicy>,
+) -> (Result<Reply, TransportError>, u32) {
+  let idempotent = request.method == Method::GET;
+  let mut attempt = 1;
+  loop {
+    let result = send(client, request).await;
+    let Some(policy) = policy else { return (result, attempt) };
+    let outcome = match &result {
+      Ok(reply) if reply.status < 400 => return (result, attempt),
+      Ok(reply) => Outcome::Status { status: reply.status, retry_after: reply.retry_after.as_deref() },
+      Err(e) => Outcome::Failed(e),
+    };
+    match policy.next_delay(attempt, idempotent, &outcome, jitter()) {
+      Some(delay) => tokio::time::sleep(delay).await,
+      None => return (result, attempt),
+    }
+    attempt += 1;
+  }
+}
+
+fn jitter() -> f64 {
+  let mut bytes = [0u8; 8];
+  // Without OS randomness the backoff is merely less spread out.
+  let _ = getrandom::fill(&mut bytes);
+  (u64::from_le_bytes(bytes) >> 11) as f64 / (1u64 << 53) as f64
+}
+
+pub async fn send(client: &Client, request: &Request) -> Result<Reply, TransportError> {
+  let timeout_ms = request.timeout.map(|t| t.as_millis() as u64);
+  let url = parse_url(&request.url)?;
+  let mut builder = client
+    .request(request.method.clone(), url.clone())
+    .header(ACCEPT, HeaderValue::from_static("*/*"))
+    .header("x-pusher-library", request.library.clone());
+  if let Some(timeout) = request.timeout {
+    builder = builder.timeout(timeout);
+  }
+  if let Some(body) = &request.body {
+    builder = builder.header(CONTENT_TYPE, HeaderValue::from_static("application/json")).body(body.clone());
+  }
+  let fail = |e: reqwest::Error| TransportError::from_reqwest(&e, &request.url, timeout_ms);
+  let response = builder.send().await.map_err(fail)?;
+  let status = response.status().as_u16();
+  let final_url = (response.url() != &url).then(|| response.url().to_string());
+  let headers = headers_to_string(response.headers());
+  let retry_after = response.headers().get(RETRY_AFTER).and_then(|v| v.to_str().ok()).map(str::to_owned);
+  let body = response.bytes().await.map_err(fail)?.to_vec();
+  Ok(Reply { status, final_url, headers, body, retry_after })
+}
+
+#[cfg(test)]
+mod tests {
+  use super::*;
+  use std::io::{Read, Write};
+  use std::net::TcpListener;
+
+  /// A one-shot HTTP server on loopback that answers each connection with `reply`
+  /// and hands back what it received.
+  fn serve(reply: &'static str, connections: usize) -> (String, std::thread::JoinHandle<Vec<String>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let handle = std::thread::spawn(move || {
+      let mut seen = Vec::new();
+      for _ in 0..connections {
+        let (mut stream, _) = listener.accept().unwrap();
+        let mut buf = vec![0u8; 65536];
+        let n = stream.read(&mut buf).unwrap();
+        seen.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+        stream.write_all(reply.as_bytes()).unwrap();
+      }
+      seen
+    });
+    (format!("http://{addr}"), handle)
+  }
+
+  fn request(url: String, body: Option<&str>) -> Request {
+    Request {
+      method: if body.is_some() { Method::POST } else { Method::GET },
+      url,
+      body: body.map(|b| Bytes::copy_from_slice(b.as_bytes())),
+      timeout: Some(Duration::from_secs(5)),
+      library: HeaderValue::from_static("pusher-native test"),
+    }
+  }
+
+  #[tokio::test]
+  async fn sends_the_request_and_reads_the_reply() {
+    let (base, server) =
+      serve("HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}", 1);
+    let client = build_client(&TransportOptions::default()).unwrap();
+    let reply = send(&client, &request(format!("{base}/apps/1/events?info=a b"), Some("{\"a\":1}"))).await.unwrap();
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.body, b"{}");
+    assert!(reply.headers.contains("content-type\napplication/json\n"));
+    assert_eq!(reply.final_url, None);
+    let seen = server.join().unwrap().remove(0);
+    assert!(seen.starts_with("POST /apps/1/events?info=a%20b HTTP/1.1\r\n"), "{seen}");
+    assert!(seen.contains("x-pusher-library: pusher-native test\r\n"));
+    assert!(seen.contains("content-type: application/json\r\n"));
+    assert!(seen.ends_with("\r\n\r\n{\"a\":1}"));
+  }
+
+  #[tokio::test]
+  async fn refused_connections_are_classified() {
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let client = build_client(&TransportOptions::default()).unwrap();
+    let err = send(&client, &request(format!("http://127.0.0.1:{port}/x"), None)).await.unwrap_err();
+    assert_eq!(err.code, "ECONNREFUSED");
+    assert!(err.before_send);
+    assert!(err.message.contains(&format!("connect ECONNREFUSED 127.0.0.1:{port}")), "{}", err.message);
+  }
+
+  #[tokio::test]
+  async fn a_closed_connection_is_a_reset() {
+    let (base, _server) = serve("", 1);
+    let client = build_client(&TransportOptions::default()).unwrap();
+    let err = send(&client, &request(format!("{base}/x"), None)).await.unwrap_err();
+    assert_eq!(err.code, "ECONNRESET", "{err:?}");
+  }
+
+  #[tokio::test]
+  async fn timeouts_cover_the_whole_request() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let _hold = std::thread::spawn(move || {
+      let (mut stream, _) = listener.accept().unwrap();
+      let _ = stream.read(&mut [0u8; 4096]);
+      let _ = stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\n{");
+      std::thread::sleep(Duration::from_secs(3));
+    });
+    let client = build_client(&TransportOptions::default()).unwrap();
+    let mut req = request(format!("{base}/x"), None);
+    req.timeout = Some(Duration::from_millis(200));
+    let started = std::time::Instant::now();
+    let err = send(&client, &req).await.unwrap_err();
+    assert_eq!(err.code, "ETIMEDOUT", "{err:?} after {:?}", started.elapsed());
+    assert!(started.elapsed() < Duration::from_millis(1500));
+  }
+
+  #[tokio::test]
+  async fn retries_a_refused_post_then_gives_up() {
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let client = build_client(&TransportOptions::default()).unwrap();
+    let policy = RetryPolicy { attempts: 3, min_delay: Duration::from_millis(1), max_delay: Duration::from_millis(2) };
+    let (result, attempts) =
+      send_with_retry(&client, &request(format!("http://127.0.0.1:{port}/x"), Some("{}")), Some(&policy)).await;
+    assert_eq!(result.unwrap_err().code, "ECONNREFUSED");
+    assert_eq!(attempts, 3);
+  }
+
+  #[tokio::test]
+  async fn a_post_answered_500_is_not_retried() {
+    let (base, server) = serve("HTTP/1.1 500 Oops\r\ncontent-length: 0\r\nconnection: close\r\n\r\n", 1);
+    let client = build_client(&TransportOptions::default()).unwrap();
+    let policy = RetryPolicy { attempts: 3, min_delay: Duration::from_millis(1), max_delay: Duration::from_millis(2) };
+    let (result, attempts) = send_with_retry(&client, &request(format!("{base}/x"), Some("{}")), Some(&policy)).await;
+    assert_eq!(result.unwrap().status, 500);
+    assert_eq!(attempts, 1);
+    assert_eq!(server.join().unwrap().len(), 1);
+  }
+
+  #[test]
+  fn urls_are_checked_like_node_fetch() {
+    assert_eq!(parse_url("ftp://x/y").unwrap_err().message, "Only HTTP(S) protocols are supported");
+    assert_eq!(parse_url("http://").unwrap_err().message, "Invalid URL");
+    assert_eq!(parse_url("http://h/a b?c=d e").unwrap().as_str(), "http://h/a%20b?c=d%20e");
+  }
+
+  #[test]
+  fn a_ca_without_certificates_is_refused() {
+    let options = TransportOptions { proxy: None, ca: Some(b"not a certificate".to_vec()) };
+    assert!(build_client(&options).unwrap_err().message.contains("no PEM certificate"));
+    let proxy = TransportOptions { proxy: Some("::bad::".into()), ca: None };
+    assert!(build_client(&proxy).is_err());
+  }
+}

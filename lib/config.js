@@ -1,0 +1,104 @@
+"use strict"
+const { inspect } = require("util")
+const native = require("./native")
+const Token = require("./token")
+
+// Options that `pusher` does not have, kept off the config's own fields so that
+// `pusher.config` looks exactly like upstream's.
+const extras = new WeakMap()
+
+function masterKey(options) {
+  let key
+  if (options.encryptionMasterKey !== undefined) {
+    if (options.encryptionMasterKeyBase64 !== undefined) {
+      throw new Error(
+        "Do not specify both encryptionMasterKey and encryptionMasterKeyBase64. " +
+          "encryptionMasterKey is deprecated, please specify only encryptionMasterKeyBase64."
+      )
+    }
+    console.warn("`encryptionMasterKey` option is deprecated in favor of `encryptionMasterKeyBase64`")
+    if (typeof options.encryptionMasterKey !== "string") {
+      throw new Error("encryptionMasterKey must be a string")
+    }
+    key = plainError(() => native.masterKeyFromRaw(options.encryptionMasterKey))
+  }
+  if (options.encryptionMasterKeyBase64 !== undefined) {
+    if (typeof options.encryptionMasterKeyBase64 !== "string") {
+      throw new Error("encryptionMasterKeyBase64 must be a string")
+    }
+    key = plainError(() => native.masterKeyFromBase64(options.encryptionMasterKeyBase64))
+  }
+  return key
+}
+
+// Native validation errors carry a napi `code`; `pusher` throws plain Errors.
+function plainError(fn) {
+  try {
+    return fn()
+  } catch (e) {
+    throw new Error(e.message)
+  }
+}
+
+/** `pusher.config`: the same fields and methods as `pusher`'s PusherConfig. */
+function PusherConfig(rawOptions) {
+  const options = rawOptions || {}
+  let useTLS = false
+  if (options.useTLS !== undefined && options.encrypted !== undefined) {
+    throw new Error("Cannot set both `useTLS` and `encrypted` configuration options")
+  } else if (options.useTLS !== undefined) {
+    useTLS = options.useTLS
+  } else if (options.encrypted !== undefined) {
+    console.warn("`encrypted` option is deprecated in favor of `useTLS`")
+    useTLS = options.encrypted
+  }
+  this.scheme = options.scheme || (useTLS ? "https" : "http")
+  this.port = options.port
+  this.appId = options.appId
+  this.token = new Token(options.key, options.secret)
+  this.timeout = options.timeout
+  this.agent = options.agent
+
+  const key = masterKey(options)
+  if (key !== undefined) this.encryptionMasterKey = key
+
+  // Read from the raw argument: `new Pusher()` throws upstream's TypeError here.
+  if (rawOptions.host) {
+    this.host = options.host
+  } else if (options.cluster) {
+    this.host = "api-" + options.cluster + ".pusher.com"
+  } else {
+    this.host = "api.pusherapp.com"
+  }
+  extras.set(this, readExtras(options))
+}
+
+PusherConfig.prototype.prefixPath = function (subPath) {
+  return "/apps/" + this.appId + subPath
+}
+
+PusherConfig.prototype.getBaseURL = function () {
+  const port = this.port ? ":" + this.port : ""
+  return this.scheme + "://" + this.host + port
+}
+
+// Deliberate difference: the secret and master key are redacted in logs.
+PusherConfig.prototype[inspect.custom] = function (depth, opts) {
+  const shown = Object.assign(Object.create(PusherConfig.prototype), this)
+  if (shown.encryptionMasterKey !== undefined) shown.encryptionMasterKey = "[redacted]"
+  delete shown[inspect.custom]
+  return inspect({ ...shown }, opts).replace(/^\{/, "PusherConfig {")
+}
+
+function readExtras(options) {
+  return {
+    proxy: options.proxy,
+    ca: options.ca,
+    retry: options.retry,
+    limits: options.limits,
+    autoChunk: options.autoChunk === true,
+  }
+}
+
+module.exports = PusherConfig
+module.exports.extrasOf = (config) => extras.get(config) || readExtras({})

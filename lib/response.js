@@ -1,0 +1,102 @@
+"use strict"
+// A node-fetch v2 compatible Response over one native reply. Nothing is computed
+// until asked for: headers are parsed, the URL normalised and JSON decoded lazily.
+
+const { STATUS_CODES } = require("http")
+const Headers = require("./headers")
+
+const kReply = Symbol("reply")
+const kUsed = Symbol("bodyUsed")
+const kHeaders = Symbol("headers")
+
+function bodyError(message, type) {
+  const error = new Error(message)
+  error.name = "FetchError"
+  error.type = type
+  return error
+}
+
+class Response {
+  constructor(reply) {
+    this[kReply] = reply
+    this[kUsed] = false
+    this[kHeaders] = undefined
+    this.size = 0
+    this.timeout = 0
+  }
+
+  get status() {
+    return this[kReply].status
+  }
+  get statusText() {
+    return STATUS_CODES[this[kReply].status] || ""
+  }
+  get ok() {
+    const status = this[kReply].status
+    return status >= 200 && status < 300
+  }
+  get redirected() {
+    return this[kReply].finalUrl != null
+  }
+  get url() {
+    const reply = this[kReply]
+    return reply.finalUrl != null ? reply.finalUrl : new URL(reply.url).href
+  }
+  get headers() {
+    if (this[kHeaders] === undefined) this[kHeaders] = new Headers(this[kReply].headers || "")
+    return this[kHeaders]
+  }
+  get bodyUsed() {
+    return this[kUsed]
+  }
+  /** A Node Readable of the body, as node-fetch v2 exposes it. */
+  get body() {
+    const { Readable } = require("stream")
+    return Readable.from([bytesOf(this[kReply])])
+  }
+
+  text() {
+    return this._consume().then(() => textOf(this[kReply]))
+  }
+  json() {
+    return this._consume().then(() => {
+      const text = textOf(this[kReply])
+      try {
+        return JSON.parse(text)
+      } catch (e) {
+        throw bodyError(`invalid json response body at ${this.url} reason: ${e.message}`, "invalid-json")
+      }
+    })
+  }
+  buffer() {
+    return this._consume().then(() => bytesOf(this[kReply]))
+  }
+  arrayBuffer() {
+    return this.buffer().then((b) => b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength))
+  }
+  clone() {
+    if (this[kUsed]) throw new Error("cannot clone body after it is used")
+    return new Response(this[kReply])
+  }
+
+  _consume() {
+    if (this[kUsed]) return Promise.reject(new TypeError(`body used already for: ${this.url}`))
+    this[kUsed] = true
+    return Promise.resolve()
+  }
+
+  get [Symbol.toStringTag]() {
+    return "Response"
+  }
+}
+
+function textOf(reply) {
+  return reply.text !== undefined && reply.text !== null ? reply.text : reply.bytes ? reply.bytes.toString("utf8") : ""
+}
+
+function bytesOf(reply) {
+  return reply.bytes ? Buffer.from(reply.bytes) : Buffer.from(textOf(reply), "utf8")
+}
+
+module.exports = Response
+module.exports.textOf = textOf

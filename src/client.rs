@@ -1,0 +1,194 @@
+//! The request pipeline: sign in Rust, send on the shared tokio runtime, and hand
+//! JS one plain object per request. Failures resolve too (as `error*` fields), so JS
+//! builds `RequestError`s with `pusher`'s exact shape.
+
+use bytes::Bytes;
+use napi::bindgen_prelude::Buffer;
+use napi::{Error, Result, Status};
+use napi_derive::napi;
+use pusher_core::retry::RetryPolicy;
+use pusher_core::signature::{signed_query, SigningInput};
+use pusher_core::transport::{self, Request, TransportOptions};
+use reqwest::header::HeaderValue;
+use reqwest::Method;
+use std::time::Duration;
+
+#[napi(object)]
+pub struct RetryOptions {
+  pub attempts: u32,
+  pub min_delay_ms: f64,
+  pub max_delay_ms: f64,
+}
+
+#[napi(object)]
+pub struct ClientOptions {
+  /// `scheme://host[:port]`, as `config.getBaseURL()` builds it.
+  pub base_url: String,
+  pub key: String,
+  pub secret: Buffer,
+  pub timeout_ms: Option<f64>,
+  pub proxy: Option<String>,
+  /// Extra trusted certificates, PEM.
+  pub ca: Option<Buffer>,
+  /// The `x-pusher-library` header value.
+  pub library: String,
+  pub retry: Option<RetryOptions>,
+}
+
+/// The outcome of one request. `status` is 0 when no response arrived; then the
+/// `error*` fields say why.
+#[napi(object)]
+pub struct Reply {
+  /// The URL as signed (what `pusher` reports in `RequestError.url`).
+  pub url: String,
+  pub status: u32,
+  /// Only when a redirect was followed.
+  pub final_url: Option<String>,
+  /// `name\nvalue\n…`, lowercase names.
+  pub headers: Option<String>,
+  /// The body when it is valid UTF-8 (the usual JSON case)…
+  pub text: Option<String>,
+  /// …otherwise its bytes.
+  pub bytes: Option<Buffer>,
+  pub attempts: u32,
+  /// `timeout`, `network`, `tls`, `invalid-url`, `redirect` or `config`.
+  pub error_kind: Option<String>,
+  pub error_code: Option<String>,
+  pub error_message: Option<String>,
+}
+
+#[napi]
+pub struct Client {
+  base_url: String,
+  key: String,
+  secret: Vec<u8>,
+  timeout: Option<Duration>,
+  retry: Option<RetryPolicy>,
+  library: HeaderValue,
+  http: reqwest::Client,
+}
+
+fn ms(value: f64) -> Option<Duration> {
+  (value.is_finite() && value > 0.0).then(|| Duration::from_secs_f64(value / 1000.0))
+}
+
+fn pairs(params: Option<Vec<String>>) -> Vec<(String, String)> {
+  let mut flat = params.unwrap_or_default().into_iter();
+  let mut out = Vec::new();
+  while let (Some(k), Some(v)) = (flat.next(), flat.next()) {
+    out.push((k, v));
+  }
+  out
+}
+
+#[napi]
+impl Client {
+  /// Throws when `ca` holds no certificate or `proxy` is not a URL.
+  #[napi(constructor, catch_unwind)]
+  pub fn new(options: ClientOptions) -> Result<Self> {
+    let transport = TransportOptions { proxy: options.proxy, ca: options.ca.map(|b| b.to_vec()) };
+    let http = transport::shared_client(&transport).map_err(|e| Error::new(Status::InvalidArg, e.message))?;
+    let library = HeaderValue::from_str(&options.library)
+      .map_err(|_| Error::new(Status::InvalidArg, "invalid library header"))?;
+    let retry = options.retry.filter(|r| r.attempts > 1).map(|r| RetryPolicy {
+      attempts: r.attempts,
+      min_delay: ms(r.min_delay_ms).unwrap_or(Duration::from_millis(100)),
+      max_delay: ms(r.max_delay_ms).unwrap_or(Duration::from_secs(5)),
+    });
+    Ok(Self {
+      base_url: options.base_url,
+      key: options.key,
+      secret: options.secret.to_vec(),
+      timeout: options.timeout_ms.and_then(ms),
+      retry,
+      library,
+      http,
+    })
+  }
+
+  /// Signs and sends one request. `params` is `[key, value, key, value, …]`, already
+  /// stringified and checked against the reserved names; `path` includes `/apps/<id>`.
+  #[napi]
+  pub async fn send(
+    &self,
+    method: String,
+    path: String,
+    params: Option<Vec<String>>,
+    body: Option<String>,
+    timestamp: i64,
+  ) -> Reply {
+    let params = pairs(params);
+    let query = signed_query(
+      &SigningInput {
+        method: &method,
+        path: &path,
+        key: &self.key,
+        timestamp,
+        body: body.as_deref().map(str::as_bytes),
+        params: &params,
+      },
+      &self.secret,
+    );
+    let url = format!("{}{}?{}", self.base_url, path, query);
+    let request = Request {
+      method: if method == "GET" { Method::GET } else { Method::POST },
+      url,
+      body: body.map(Bytes::from),
+      timeout: self.timeout,
+      library: self.library.clone(),
+    };
+    let (result, attempts) = transport::send_with_retry(&self.http, &request, self.retry.as_ref()).await;
+    let mut reply = Reply {
+      url: request.url,
+      status: 0,
+      final_url: None,
+      headers: None,
+      text: None,
+      bytes: None,
+      attempts,
+      error_kind: None,
+      error_code: None,
+      error_message: None,
+    };
+    match result {
+      Ok(r) => {
+        reply.status = r.status.into();
+        reply.final_url = r.final_url;
+        reply.headers = Some(r.headers);
+        match String::from_utf8(r.body) {
+          Ok(text) => reply.text = Some(text),
+          Err(e) => reply.bytes = Some(e.into_bytes().into()),
+        }
+      }
+      Err(e) => {
+        reply.error_kind = Some(format!("{:?}", e.kind).to_lowercase());
+        reply.error_code = Some(e.code.into());
+        reply.error_message = Some(e.message);
+      }
+    }
+    reply
+  }
+}
+
+/// The signed query string of `createSignedQueryString`, for any method and path.
+#[napi(catch_unwind)]
+pub fn signed_query_string(
+  key: String,
+  secret: crate::crypto::Bytes,
+  method: String,
+  path: String,
+  params: Option<Vec<String>>,
+  body: Option<crate::crypto::Bytes>,
+  timestamp: i64,
+) -> String {
+  let params = pairs(params);
+  let input = SigningInput {
+    method: &method,
+    path: &path,
+    key: &key,
+    timestamp,
+    body: body.as_ref().map(crate::crypto::bytes),
+    params: &params,
+  };
+  signed_query(&input, crate::crypto::bytes(&secret))
+}
