@@ -96,14 +96,6 @@ fn root_cause(err: &reqwest::Error, url: &str) -> (FailureKind, &'static str, St
     if let Some(tls) = e.downcast_ref::<rustls::Error>() {
       return tls_cause(tls);
     }
-    if let Some(io_err) = e.downcast_ref::<io::Error>() {
-      if let Some(tls) = io_err.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>()) {
-        return tls_cause(tls);
-      }
-      if let Some(found) = io_cause(io_err, url) {
-        return found;
-      }
-    }
     if let Some(h) = e.downcast_ref::<hyper::Error>() {
       if h.is_incomplete_message() || h.is_canceled() || h.is_closed() {
         return (FailureKind::Network, "ECONNRESET", "socket hang up".into());
@@ -112,7 +104,16 @@ fn root_cause(err: &reqwest::Error, url: &str) -> (FailureKind, &'static str, St
         return (FailureKind::Network, "HPE_INVALID_RESPONSE", format!("malformed HTTP response: {h}"));
       }
     }
-    cause = e.source();
+    cause = match e.downcast_ref::<io::Error>() {
+      Some(io_err) => {
+        if let Some(found) = io_cause(io_err, url) {
+          return found;
+        }
+        // `io::Error::source` skips the wrapped error itself; step into it instead.
+        io_err.get_ref().map(|inner| inner as &(dyn StdError + 'static))
+      }
+      None => e.source(),
+    };
   }
   if err.is_connect() {
     let host = url::Url::parse(url).ok().and_then(|u| u.host_str().map(str::to_owned)).unwrap_or_default();
