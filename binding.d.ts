@@ -77,6 +77,8 @@ export interface Reply {
   /** The URL as signed (what `pusher` reports in `RequestError.url`). */
   url: string
   status: number
+  /** The reason phrase as received (node-fetch's `statusText`). */
+  statusText?: string
   /** Only when a redirect was followed. */
   finalUrl?: string
   /** `name\nvalue\n…`, lowercase names. */
@@ -86,6 +88,11 @@ export interface Reply {
   /** …otherwise its bytes. */
   bytes?: Buffer
   attempts: number
+  /**
+   * For a failure (no response, or status >= 400): whether another attempt would be
+   * safe and might succeed (`RequestError.retryable`).
+   */
+  retryable: boolean
   /** `timeout`, `network`, `tls`, `invalid-url`, `redirect` or `config`. */
   errorKind?: string
   errorCode?: string

@@ -90,6 +90,18 @@ PusherConfig.prototype[inspect.custom] = function (depth, opts) {
   return inspect({ ...shown }, opts).replace(/^\{/, "PusherConfig {")
 }
 
+// JSON too: `JSON.stringify(pusher.config)` shows the token redacted (Token#toJSON)
+// and the master key as "[redacted]". Non-enumerable, so for…in stays upstream's.
+Object.defineProperty(PusherConfig.prototype, "toJSON", {
+  value: function toJSON() {
+    const shown = Object.assign({}, this)
+    if (shown.encryptionMasterKey !== undefined) shown.encryptionMasterKey = "[redacted]"
+    return shown
+  },
+  writable: true,
+  configurable: true,
+})
+
 function readExtras(options) {
   return {
     proxy: options.proxy,

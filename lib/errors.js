@@ -3,6 +3,10 @@
 // same enumerable order (name, stack, message, url, error, status, body), but real
 // subclasses of Error with a meaningful stack.
 
+// The stack's headline takes a string message only: upstream never converts the
+// message, so a Symbol or an object whose toString throws must not throw here.
+const headline = (message) => (typeof message === "string" ? message : undefined)
+
 function ownFields(target, fields) {
   const stack = target.stack
   delete target.stack
@@ -21,7 +25,7 @@ class RequestError extends Error {
    * @param {string} [body] the response body, if one arrived
    */
   constructor(message, url, error, status, body) {
-    super(message, error === undefined ? undefined : { cause: error })
+    super(headline(message), error === undefined ? undefined : { cause: error })
     ownFields(this, { message, url, error, status, body })
   }
 }
@@ -29,7 +33,7 @@ RequestError.prototype.name = "PusherRequestError"
 
 class WebHookError extends Error {
   constructor(message, contentType, body, signature) {
-    super(message)
+    super(headline(message))
     ownFields(this, { message, contentType, body, signature })
   }
 }

@@ -2,12 +2,28 @@
 // node-fetch v2's Headers API over the response headers Rust hands over as one
 // `name\nvalue\n…` string; parsed only when first used.
 
+// Node's http parser (which node-fetch reads through `res.headers`) keeps only the
+// first of these when repeated, keeps set-cookie as a list, joins cookie with "; "
+// and every other repeated header with ", ".
+const SINGLE = new Set([
+  "age", "authorization", "content-length", "content-type", "etag", "expires", "from", "host",
+  "if-modified-since", "if-unmodified-since", "last-modified", "location", "max-forwards",
+  "proxy-authorization", "referer", "retry-after", "server", "user-agent",
+])
+
+function addReceived(map, name, value) {
+  const values = map.get(name)
+  if (values === undefined) map.set(name, [value])
+  else if (name === "set-cookie") values.push(value)
+  else if (!SINGLE.has(name)) values[0] += (name === "cookie" ? "; " : ", ") + value
+}
+
 class Headers {
   constructor(init) {
     this._map = new Map()
     if (typeof init === "string") {
       const parts = init.split("\n")
-      for (let i = 0; i + 1 < parts.length; i += 2) this.append(parts[i], parts[i + 1])
+      for (let i = 0; i + 1 < parts.length; i += 2) addReceived(this._map, parts[i], parts[i + 1])
     } else if (init != null) {
       const pairs = typeof init[Symbol.iterator] === "function" ? init : Object.entries(init)
       for (const [name, value] of pairs) this.append(name, value)
@@ -40,7 +56,7 @@ class Headers {
 
   /** Every value of every header, as arrays (node-fetch's `raw()`). */
   raw() {
-    const out = {}
+    const out = Object.create(null)
     for (const [name, values] of this._map) out[name] = values.slice()
     return out
   }

@@ -1,4 +1,5 @@
 "use strict"
+const url = require("url")
 const native = require("./native")
 const errors = require("./errors")
 const PusherConfig = require("./config")
@@ -21,16 +22,20 @@ function Pusher(options) {
 
 /** `scheme://key:secret@host:port/apps/<appId>`; URL fields take precedence. */
 Pusher.forURL = function (pusherUrl, options) {
-  const parts = parseConnectionUrl(pusherUrl)
-  const path = parts.pathname.split("/")
+  // Node's legacy parser, as `pusher` uses: its trimming, host truncation, percent-
+  // decoding (URIError on a bad escape) and TypeErrors are part of the contract. Its
+  // DEP0169 notice (Node >= 24) is only shown for code outside node_modules.
+  const apiUrl = url.parse(pusherUrl)
+  const apiPath = apiUrl.pathname.split("/")
+  const apiAuth = apiUrl.auth.split(":")
   return new Pusher(
     Object.assign({}, options || {}, {
-      scheme: parts.protocol.replace(/:$/, ""),
-      host: parts.hostname,
-      port: parseInt(parts.port, 10) || undefined,
-      appId: parseInt(path[path.length - 1], 10),
-      key: parts.auth[0],
-      secret: parts.auth[1],
+      scheme: apiUrl.protocol.replace(/:$/, ""),
+      host: apiUrl.hostname,
+      port: parseInt(apiUrl.port, 10) || undefined,
+      appId: parseInt(apiPath[apiPath.length - 1], 10),
+      key: apiAuth[0],
+      secret: apiAuth[1],
     })
   )
 }
@@ -68,8 +73,10 @@ Pusher.prototype.authenticateUser = function (socketId, userData) {
   validate.userData(userData)
   const token = this.config.token
   const serialized = JSON.stringify(userData)
+  // Signed before the key is stringified, as upstream orders it.
+  const signature = token.sign(`${socketId}::user::${serialized}`)
   return {
-    auth: `${token.key}:${token.sign(`${socketId}::user::${serialized}`)}`,
+    auth: `${token.key}:${signature}`,
     user_data: serialized,
   }
 }
@@ -94,11 +101,10 @@ Pusher.prototype.trigger = function (channels, event, data, params) {
   }
   validate.eventName(event)
   const extras = extrasOf(this.config)
-  if (channels.length > 100 && !extras.autoChunk) {
+  if (!extras.autoChunk) {
     const limits = limitsOf(extras)
-    if (!limits || channels.length > limits.channels) {
-      throw new Error("Can't trigger a message to more than 100 channels")
-    }
+    if (limits) throwIf(native.channelCountError(channels.length, limits.channels))
+    else if (channels.length > 100) throw new Error("Can't trigger a message to more than 100 channels")
   }
   for (let i = 0; i < channels.length; i++) {
     validate.channel(channels[i])
@@ -107,15 +113,18 @@ Pusher.prototype.trigger = function (channels, event, data, params) {
 }
 
 Pusher.prototype.triggerBatch = function (batch) {
-  for (let i = 0; i < batch.length; i++) {
-    batch[i].data = validate.isEncryptedChannel(batch[i].channel)
-      ? encrypt(this, batch[i].channel, batch[i].data)
-      : ensureJSON(batch[i].data)
-  }
   const extras = extrasOf(this.config)
   const limits = limitsOf(extras)
+  // Checked before the data are encoded into the caller's batch objects.
+  if (limits && !extras.autoChunk) throwIf(native.batchSizeError(batch.length, limits.batchSize))
+  for (let i = 0; i < batch.length; i++) {
+    const item = batch[i]
+    const data = validate.isEncryptedChannel(batch[i].channel)
+      ? encrypt(this, batch[i].channel, batch[i].data)
+      : ensureJSON(batch[i].data)
+    sloppySet(item, "data", data)
+  }
   if (limits) {
-    if (!extras.autoChunk) throwIf(native.batchSizeError(batch.length, limits.batchSize))
     for (const event of batch) checkEventSize(limits, event.name, event.data)
   }
   if (extras.autoChunk) {
@@ -125,12 +134,14 @@ Pusher.prototype.triggerBatch = function (batch) {
   return this.post({ path: "/batch_events", body: { batch: batch } })
 }
 
+// Copied like upstream's `Object.assign({}, options, { method })`, which runs every
+// getter (and Proxy trap) of the caller's object first.
 Pusher.prototype.post = function (options) {
-  return requests.send(this.config, "POST", options || {})
+  return requests.send(this.config, "POST", Object.assign({}, options))
 }
 
 Pusher.prototype.get = function (options) {
-  return requests.send(this.config, "GET", options || {})
+  return requests.send(this.config, "GET", Object.assign({}, options))
 }
 
 Pusher.prototype.webhook = function (request) {
@@ -177,6 +188,15 @@ Pusher.WebHookError = errors.WebHookError
 
 // ---- internals ----
 
+// `obj.key = value` as upstream's sloppy-mode code does it: a frozen object, a getter
+// without setter or a refusing Proxy is silently left alone instead of throwing.
+function sloppySet(target, key, value) {
+  if (target === null || target === undefined) {
+    throw new TypeError("Cannot set properties of " + target + " (setting '" + key + "')")
+  }
+  Reflect.set(Object(target), key, value, target)
+}
+
 function ensureJSON(data) {
   return typeof data === "string" ? data : JSON.stringify(data)
 }
@@ -186,9 +206,10 @@ function encrypt(pusher, channel, data) {
   if (key === undefined) {
     throw new Error("Set encryptionMasterKey before triggering events on encrypted channels")
   }
-  // tweetnacl-util encodes `undefined` as the text "undefined"; so do we.
   const json = JSON.stringify(data)
-  return native.encryptForChannel(channel, Buffer.from(key), json === undefined ? "undefined" : json)
+  // tweetnacl-util's decodeUTF8 (0.15.1) throws this for undefined, a function or a Symbol.
+  if (typeof json !== "string") throw new TypeError("expected string")
+  return native.encryptForChannel(channel, Buffer.from(key), json)
 }
 
 function triggerEvent(pusher, channels, event, data, params) {
@@ -213,10 +234,16 @@ function triggerEvent(pusher, channels, event, data, params) {
   return pusher.post({ path: "/events", body: body })
 }
 
+/** `limits: true` or `{ eventBytes, batchSize, channels }`; a missing or unusable value is the default. */
 function limitsOf(extras) {
   const limits = extras.limits
   if (!limits) return undefined
-  return limits === true ? DEFAULT_LIMITS : { ...DEFAULT_LIMITS, ...limits }
+  if (typeof limits !== "object") return DEFAULT_LIMITS
+  const pick = (name) => {
+    const n = Math.floor(Number(limits[name]))
+    return n >= 1 && n <= 0xffffffff ? n : DEFAULT_LIMITS[name]
+  }
+  return { eventBytes: pick("eventBytes"), batchSize: pick("batchSize"), channels: pick("channels") }
 }
 
 function checkEventSize(limits, name, data) {
@@ -225,42 +252,6 @@ function checkEventSize(limits, name, data) {
 
 function throwIf(message) {
   if (message != null) throw new Error(message)
-}
-
-// url.parse (deprecated, DEP0169) semantics for what forURL reads: percent-decoded
-// credentials, the port as written (even a default one), and upstream's TypeError
-// when there are no credentials.
-function parseConnectionUrl(input) {
-  const text = String(input)
-  let url
-  try {
-    url = new URL(text)
-  } catch (e) {
-    url = undefined
-  }
-  const authority = /^[A-Za-z][A-Za-z0-9+.-]*:\/\/([^/?#]*)/.exec(text)
-  const at = authority ? authority[1].lastIndexOf("@") : -1
-  if (!url || at < 0) {
-    throw new TypeError("Cannot read properties of null (reading 'split')")
-  }
-  const hostPort = authority[1].slice(at + 1)
-  const port = /:(\d+)$/.exec(hostPort)
-  const auth = authority[1].slice(0, at).split(":")
-  return {
-    protocol: url.protocol,
-    hostname: url.hostname.replace(/^\[(.*)\]$/, "$1"),
-    port: port ? port[1] : "",
-    pathname: url.pathname,
-    auth: [decode(auth[0]), auth.length > 1 ? decode(auth.slice(1).join(":")) : undefined],
-  }
-}
-
-function decode(s) {
-  try {
-    return decodeURIComponent(s)
-  } catch (e) {
-    return s
-  }
 }
 
 module.exports = Pusher

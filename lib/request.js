@@ -5,6 +5,7 @@
 // semantics are the contract.
 
 const crypto = require("crypto")
+const { isAnyArrayBuffer } = require("util").types
 const diagnostics = require("diagnostics_channel")
 const native = require("./native")
 const { RequestError } = require("./errors")
@@ -14,42 +15,75 @@ const { extrasOf } = require("./config")
 const { version } = require("../package.json")
 
 const LIBRARY = "pusher-native " + version
-const RESERVED = new Set(["auth_key", "auth_timestamp", "auth_version", "auth_signature", "body_md5"])
+// An object literal, looked up as `RESERVED[key] !== undefined` like upstream's: inherited
+// names ("constructor", "__proto__", "toString", …) are refused with the same message.
+const RESERVED = { auth_key: true, auth_timestamp: true, auth_version: true, auth_signature: true, body_md5: true }
+const TIMEOUT_MAX = 2 ** 31 - 1
 const requestChannel = diagnostics.channel("pusher-native:request")
 
 // Y2038-safe, unlike upstream's `(Date.now() / 1000) | 0`; identical until then.
 const timestampNow = () => Math.floor(Date.now() / 1000)
 
-/** The caller's parameter names; throws upstream's message for a reserved one. */
-function paramKeys(params) {
-  const keys = []
+/**
+ * Appends the caller's params to `entries` as upstream builds its parameter map: keys
+ * in for…in order, each value read as its key is visited, a reserved key throwing.
+ */
+function withParams(entries, params) {
   if (params) {
     for (const key in params) {
-      if (RESERVED.has(key)) throw Error(key + " is a required parameter and cannot be overidden")
-      keys.push(key)
+      if (RESERVED[key] !== undefined) throw Error(key + " is a required parameter and cannot be overidden")
+      entries.push([key, params[key]])
     }
   }
-  return keys
+  return entries
 }
 
-/** `[key, "" + value, …]`, or null when there are none. */
-function flattenParams(params, keys) {
-  if (keys.length === 0) return null
-  const flat = new Array(keys.length * 2)
-  for (let i = 0; i < keys.length; i++) {
-    flat[2 * i] = keys[i]
-    flat[2 * i + 1] = "" + params[keys[i]]
+const byKey = (a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0)
+
+/** Sorts as upstream does (JS `<` on keys), then stringifies each value in that order. */
+function ordered(entries) {
+  entries.sort(byKey)
+  for (const entry of entries) entry[1] = "" + entry[1]
+  return entries
+}
+
+/** `[key, value, …]` of the caller's params (the auth_* entries left to Rust), or null. */
+function flatParams(entries) {
+  const flat = []
+  for (const [key, value] of entries) {
+    if (RESERVED[key] === undefined) flat.push(key, value)
   }
-  return flat
+  return flat.length === 0 ? null : flat
 }
 
-/** The secret as bytes Rust can use; anything else throws Node's own TypeError. */
+/**
+ * The delay upstream's `setTimeout(abort, config.timeout)` ends up with, when the timeout
+ * is truthy: Node's `after * 1` (a BigInt or Symbol throws), and anything outside
+ * 1..2^31-1 runs after 1 ms (with Node's warning when it is too big).
+ */
+function timerDelay(timeout) {
+  if (!timeout) return undefined
+  let after = timeout * 1
+  if (!(after >= 1 && after <= TIMEOUT_MAX)) {
+    if (after > TIMEOUT_MAX) {
+      process.emitWarning(
+        `${after} does not fit into a 32-bit signed integer.\nTimeout duration was set to 1.`,
+        "TimeoutOverflowWarning"
+      )
+    }
+    after = 1
+  }
+  return after
+}
+
+/** The secret as bytes Rust can use; anything Node refuses throws Node's own TypeError. */
 function secretBytes(secret) {
   const bytes = Token.asBytes(secret)
   if (bytes !== undefined) return bytes
-  if (secret instanceof crypto.KeyObject && secret.type === "secret") return secret.export()
   crypto.createHmac("sha256", secret)
-  return Buffer.from(String(secret))
+  if (secret instanceof crypto.KeyObject) return secret.export()
+  if (isAnyArrayBuffer(secret)) return Buffer.from(secret)
+  return crypto.KeyObject.from(secret).export() // a CryptoKey
 }
 
 // ---- transports: one native client per config, rebuilt if the config is changed ----
@@ -58,8 +92,12 @@ const transports = new WeakMap()
 
 function proxyOf(config, extras) {
   if (typeof extras.proxy === "string" && extras.proxy !== "") return extras.proxy
-  const agentProxy = config.agent && config.agent.proxy
-  if (agentProxy) return String(agentProxy.href || agentProxy)
+  try {
+    const agentProxy = config.agent && config.agent.proxy
+    if (agentProxy) return String(agentProxy.href || agentProxy)
+  } catch (e) {
+    // an agent whose `proxy` cannot be read is used as upstream uses any agent: as is
+  }
   return undefined
 }
 
@@ -69,53 +107,59 @@ function caOf(ca) {
   return Buffer.concat(parts.flatMap((p) => [Buffer.from(p), Buffer.from("\n")]))
 }
 
+/** `retry: true` or `{ attempts = 3, minDelayMs = 100, maxDelayMs = 5000 }`; 0 ms delays allowed. */
 function retryOf(retry) {
   if (!retry) return undefined
+  const options = typeof retry === "object" ? retry : {}
+  const number = (value, fallback) => {
+    const n = Number(value)
+    return value != null && Number.isFinite(n) && n >= 0 ? n : fallback
+  }
   return {
-    attempts: Math.max(1, Math.floor(Number(retry.attempts) || 1)),
-    minDelayMs: Number(retry.minDelayMs) || 100,
-    maxDelayMs: Number(retry.maxDelayMs) || 5000,
+    attempts: Math.min(100, Math.max(1, Math.floor(number(options.attempts, 3)))),
+    minDelayMs: number(options.minDelayMs, 100),
+    maxDelayMs: number(options.maxDelayMs, 5000),
   }
 }
 
-function transportFor(config) {
+/**
+ * The native client for `config`. `base` is `config.getBaseURL()` and `key` the
+ * stringified app key, both already computed in upstream's order by the caller; the
+ * secret is checked (signing) before the timeout is coerced, as upstream does.
+ */
+function transportFor(config, base, key) {
   const token = config.token
+  const secret = secretBytes(token.secret)
+  const timeoutMs = timerDelay(config.timeout)
   const cached = transports.get(config)
   if (
     cached !== undefined &&
-    cached.key === token.key &&
+    cached.key === key &&
     cached.secret === token.secret &&
-    cached.base === config.scheme + "\0" + config.host + "\0" + config.port &&
-    cached.timeout === config.timeout &&
+    cached.base === base &&
+    cached.timeoutMs === timeoutMs &&
     cached.agent === config.agent
   ) {
     return cached.client
   }
   const extras = extrasOf(config)
-  const secret = secretBytes(token.secret)
+  const options = {
+    baseUrl: base,
+    key,
+    secret: Buffer.from(secret),
+    timeoutMs,
+    proxy: proxyOf(config, extras),
+    ca: caOf(extras.ca),
+    library: LIBRARY,
+    retry: retryOf(extras.retry),
+  }
   let client
   try {
-    client = new native.Client({
-      baseUrl: config.getBaseURL(),
-      key: "" + token.key,
-      secret: Buffer.from(secret),
-      timeoutMs: config.timeout ? Number(config.timeout) : undefined,
-      proxy: proxyOf(config, extras),
-      ca: caOf(extras.ca),
-      library: LIBRARY,
-      retry: retryOf(extras.retry),
-    })
+    client = new native.Client(options)
   } catch (e) {
     throw new Error(e.message)
   }
-  transports.set(config, {
-    client,
-    key: token.key,
-    secret: token.secret,
-    base: config.scheme + "\0" + config.host + "\0" + config.port,
-    timeout: config.timeout,
-    agent: config.agent,
-  })
+  transports.set(config, { client, key, secret: token.secret, base, timeoutMs, agent: config.agent })
   return client
 }
 
@@ -149,11 +193,11 @@ function flush(config) {
 // ---- settling a reply ----
 
 const FAILURE = {
-  timeout: { name: "AbortError", type: "aborted", code: "PUSHER_TIMEOUT", retryable: true },
-  network: { name: "FetchError", type: "system", code: "PUSHER_NETWORK", retryable: true },
-  tls: { name: "FetchError", type: "system", code: "PUSHER_TLS", retryable: false },
-  redirect: { name: "FetchError", type: "max-redirect", code: "PUSHER_NETWORK", retryable: false },
-  config: { name: "FetchError", type: "system", code: "PUSHER_NETWORK", retryable: false },
+  timeout: { name: "AbortError", type: "aborted", code: "PUSHER_TIMEOUT" },
+  network: { name: "FetchError", type: "system", code: "PUSHER_NETWORK" },
+  tls: { name: "FetchError", type: "system", code: "PUSHER_TLS" },
+  redirect: { name: "FetchError", type: "max-redirect", code: "PUSHER_NETWORK" },
+  config: { name: "FetchError", type: "system", code: "PUSHER_NETWORK" },
 }
 
 function causeOf(reply) {
@@ -175,63 +219,61 @@ function failure(reply) {
   let err
   if (reply.status === 0) {
     err = new RequestError("Request failed with an error", reply.url, causeOf(reply))
-    const kind = FAILURE[reply.errorKind] || { code: "PUSHER_NETWORK", retryable: false }
-    err.code = kind.code
-    err.retryable = kind.retryable
+    err.code = (FAILURE[reply.errorKind] || FAILURE.network).code
   } else {
     const { textOf } = Response
     err = new RequestError("Unexpected status code " + reply.status, reply.url, undefined, reply.status, textOf(reply))
     err.code = "PUSHER_HTTP"
-    err.retryable = reply.status === 429 || reply.status >= 500
   }
+  // Decided in Rust by the retry policy's own rule: safe (a POST only when nothing can
+  // have been delivered) and worth another attempt.
+  err.retryable = reply.retryable === true
   err.attempts = reply.attempts
   return err
 }
 
-function settle(reply) {
-  if (reply.status === 0 || reply.status >= 400) throw failure(reply)
-  return new Response(reply)
-}
-
-function observed(promise, method, path, started) {
-  return promise.then(
-    (reply) => {
-      requestChannel.publish({
-        method,
-        path,
-        status: reply.status,
-        durationMs: performance.now() - started,
-        attempts: reply.attempts,
-        error: reply.status === 0 || reply.status >= 400 ? failure(reply) : undefined,
-      })
-      return reply
-    },
-    (error) => {
-      requestChannel.publish({ method, path, status: 0, durationMs: performance.now() - started, attempts: 1, error })
-      throw error
-    }
-  )
+function publish(method, path, status, startedAt, attempts, error) {
+  requestChannel.publish({ method, path, status, durationMs: performance.now() - startedAt, attempts, error })
 }
 
 /** Sends a signed request; `method` is "GET" or "POST". */
 function send(config, method, options) {
   const path = config.prefixPath(options.path)
   const body = options.body ? JSON.stringify(options.body) : undefined
-  const params = flattenParams(options.params, paramKeys(options.params))
-  const client = transportFor(config)
+  // Upstream's order: the base URL, then the query (params read and checked, values
+  // stringified in sorted order), then signing (the secret), then the timer.
+  const base = config.getBaseURL()
+  const entries = ordered(withParams([["auth_key", config.token.key]], options.params))
+  const params = flatParams(entries)
+  const client = transportFor(config, base, entries.find((e) => e[0] === "auth_key")[1])
   const timestamp = timestampNow()
   if (method === "GET" && body !== undefined) {
     const url = config.getBaseURL() + path + "?" + signedQuery(config.token, method, path, params, body, timestamp)
     const cause = new TypeError("Request with GET/HEAD method cannot have body")
-    return Promise.reject(new RequestError("Request failed with an error", url, cause))
+    const err = new RequestError("Request failed with an error", url, cause)
+    err.code = "PUSHER_NETWORK"
+    err.retryable = false
+    err.attempts = 0
+    return Promise.reject(err)
   }
-  let reply = client.send(method, path, params, body === undefined ? null : body, timestamp)
-  if (requestChannel.hasSubscribers) reply = observed(reply, method, path, performance.now())
+  const reply = client.send(method, path, params, body === undefined ? null : body, timestamp)
+  // Diagnostics cost nothing (not even a clock read) when nobody subscribes.
+  const startedAt = requestChannel.hasSubscribers ? performance.now() : -1
   const state = started(config)
-  return reply.then((r) => {
-    finished(state)
-    return settle(r)
-  })
+  return reply.then(
+    (r) => {
+      finished(state)
+      const error = r.status === 0 || r.status >= 400 ? failure(r) : undefined
+      if (startedAt >= 0) publish(method, path, r.status, startedAt, r.attempts, error)
+      if (error !== undefined) throw error
+      return new Response(r)
+    },
+    (error) => {
+      finished(state)
+      if (startedAt >= 0) publish(method, path, 0, startedAt, 1, error)
+      throw error
+    }
+  )
 }
 
 /** `body` is a string or bytes (or null); `params` as from flattenParams. */
@@ -240,21 +282,34 @@ function signedQuery(token, method, path, params, body, timestamp) {
   return native.signedQueryString("" + token.key, secret, method, path, params, body || null, timestamp)
 }
 
-/** `pusher.createSignedQueryString({ method, path, params, body })`. */
+/** Hex MD5 as upstream's `createHash("md5").update(body, "utf8")`; Node's TypeError otherwise. */
+function md5Of(body) {
+  const bytes = Token.asBytes(body)
+  if (bytes !== undefined) return native.md5Hex(bytes)
+  return crypto.createHash("md5").update(body, "utf8").digest("hex")
+}
+
+/**
+ * `pusher.createSignedQueryString({ method, path, params, body })`: assembled here in
+ * upstream's order and with its string conversions (the result is the JS string itself,
+ * lone surrogates included); the digests and the HMAC are computed in Rust.
+ */
 function createSignedQueryString(token, request) {
   const timestamp = timestampNow()
-  let body = null
-  if (request.body) {
-    body = Token.asBytes(request.body)
-    // Upstream hashes the body first; Node's md5 throws its own TypeError for the rest.
-    if (body === undefined) crypto.createHash("md5").update(request.body, "utf8")
-  }
-  const keys = paramKeys(request.params)
+  const entries = [
+    ["auth_key", token.key],
+    ["auth_timestamp", timestamp],
+    ["auth_version", "1.0"],
+  ]
+  if (request.body) entries.push(["body_md5", md5Of(request.body)])
+  withParams(entries, request.params)
   const method = request.method.toUpperCase()
-  const params = flattenParams(request.params, keys)
-  // Upstream joins with Array#join, which prints null and undefined as "".
-  const path = request.path == null ? "" : "" + request.path
-  return signedQuery(token, method, path, params, body, timestamp)
+  let queryString = ordered(entries)
+    .map((entry) => entry[0] + "=" + entry[1])
+    .join("&")
+  const signData = [method, request.path, queryString].join("\n")
+  queryString += "&auth_signature=" + token.sign(signData)
+  return queryString
 }
 
 module.exports = { send, createSignedQueryString, flush, requestChannel }

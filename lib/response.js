@@ -29,7 +29,8 @@ class Response {
     return this[kReply].status
   }
   get statusText() {
-    return STATUS_CODES[this[kReply].status] || ""
+    const reply = this[kReply]
+    return reply.statusText != null ? reply.statusText : STATUS_CODES[reply.status] || ""
   }
   get ok() {
     const status = this[kReply].status

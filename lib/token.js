@@ -6,11 +6,26 @@ const native = require("./native")
 // Secrets and messages Rust can take as they are; anything else (undefined, numbers,
 // KeyObjects, arrays) goes through Node's own crypto so results and errors are exactly
 // `pusher`'s.
+// (ArrayBuffer.isView first: it runs no Proxy trap, unlike `instanceof`.)
 const asBytes = (v) =>
-  typeof v === "string" || Buffer.isBuffer(v)
+  typeof v === "string"
     ? v
     : ArrayBuffer.isView(v)
-      ? Buffer.from(v.buffer, v.byteOffset, v.byteLength)
+      ? Buffer.isBuffer(v)
+        ? v
+        : Buffer.from(v.buffer, v.byteOffset, v.byteLength)
+      : undefined
+
+// A message as upstream's `Buffer.from(message)` reads it: a string, or the bytes of a
+// Buffer or a one-byte-per-element typed array. Others (wider typed arrays, which
+// Buffer.from truncates element by element; DataView; arrays; …) go through Node.
+const messageBytes = (m) =>
+  typeof m === "string"
+    ? m
+    : ArrayBuffer.isView(m) && m.BYTES_PER_ELEMENT === 1
+      ? Buffer.isBuffer(m)
+        ? m
+        : Buffer.from(m.buffer, m.byteOffset, m.byteLength)
       : undefined
 
 function nodeSign(secret, message) {
@@ -34,7 +49,7 @@ class Token {
   /** @returns {string} lowercase hex HMAC-SHA256 of `string` */
   sign(string) {
     const secret = asBytes(this.secret)
-    const message = typeof string === "string" ? string : asBytes(string)
+    const message = messageBytes(string)
     if (secret === undefined || message === undefined) return nodeSign(this.secret, string)
     return native.hmacSha256Hex(secret, message)
   }
@@ -42,7 +57,7 @@ class Token {
   /** @returns {boolean} whether `signature` signs `string`, compared in constant time */
   verify(string, signature) {
     const secret = asBytes(this.secret)
-    const message = typeof string === "string" ? string : asBytes(string)
+    const message = messageBytes(string)
     if (secret === undefined || message === undefined || typeof signature !== "string") {
       return legacyCompare(this.sign(string), signature)
     }

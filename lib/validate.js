@@ -39,6 +39,7 @@ function eventName(event) {
   }
 }
 
-const isEncryptedChannel = (name) => name.startsWith("private-encrypted-")
+// Named `channel` like upstream's: V8 quotes it in "channel.startsWith is not a function".
+const isEncryptedChannel = (channel) => channel.startsWith("private-encrypted-")
 
 module.exports = { channel, socketId, userId, userData, eventName, isEncryptedChannel }

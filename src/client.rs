@@ -6,7 +6,8 @@ use bytes::Bytes;
 use napi::bindgen_prelude::Buffer;
 use napi::{Error, Result, Status};
 use napi_derive::napi;
-use pusher_core::retry::RetryPolicy;
+use pusher_core::error::FailureKind;
+use pusher_core::retry::{self, Outcome, RetryPolicy};
 use pusher_core::signature::{signed_query, SigningInput};
 use pusher_core::transport::{self, Request, TransportOptions};
 use reqwest::header::HeaderValue;
@@ -42,6 +43,8 @@ pub struct Reply {
   /// The URL as signed (what `pusher` reports in `RequestError.url`).
   pub url: String,
   pub status: u32,
+  /// The reason phrase as received (node-fetch's `statusText`).
+  pub status_text: Option<String>,
   /// Only when a redirect was followed.
   pub final_url: Option<String>,
   /// `name\nvalue\n…`, lowercase names.
@@ -51,6 +54,9 @@ pub struct Reply {
   /// …otherwise its bytes.
   pub bytes: Option<Buffer>,
   pub attempts: u32,
+  /// For a failure (no response, or status >= 400): whether another attempt would be
+  /// safe and might succeed (`RequestError.retryable`).
+  pub retryable: bool,
   /// `timeout`, `network`, `tls`, `invalid-url`, `redirect` or `config`.
   pub error_kind: Option<String>,
   pub error_code: Option<String>,
@@ -72,6 +78,15 @@ fn ms(value: f64) -> Option<Duration> {
   (value.is_finite() && value > 0.0).then(|| Duration::from_secs_f64(value / 1000.0))
 }
 
+/// A retry delay: zero allowed (immediate retries), `default` for anything unusable.
+fn delay_ms(value: f64, default: Duration) -> Duration {
+  if value.is_finite() && value >= 0.0 {
+    Duration::from_secs_f64(value.min(1e12) / 1000.0)
+  } else {
+    default
+  }
+}
+
 fn pairs(params: Option<Vec<String>>) -> Vec<(String, String)> {
   let mut flat = params.unwrap_or_default().into_iter();
   let mut out = Vec::new();
@@ -81,25 +96,45 @@ fn pairs(params: Option<Vec<String>>) -> Vec<(String, String)> {
   out
 }
 
+/// The `errorKind` names JS switches on (lib/request.js).
+fn kind_name(kind: FailureKind) -> &'static str {
+  match kind {
+    FailureKind::Timeout => "timeout",
+    FailureKind::Network => "network",
+    FailureKind::Tls => "tls",
+    FailureKind::InvalidUrl => "invalid-url",
+    FailureKind::Redirect => "redirect",
+    FailureKind::Config => "config",
+  }
+}
+
 #[napi]
 impl Client {
   /// Throws when `ca` holds no certificate or `proxy` is not a URL.
   #[napi(constructor, catch_unwind)]
   pub fn new(options: ClientOptions) -> Result<Self> {
-    let transport = TransportOptions { proxy: options.proxy, ca: options.ca.map(|b| b.to_vec()) };
+    let timeout = options.timeout_ms.and_then(ms);
+    // With retries on, a hung connect must fail as a connect error (retryable for a
+    // POST) before the request deadline; without them, the transport is `pusher`'s.
+    let retrying = options.retry.as_ref().is_some_and(|r| r.attempts > 1);
+    let transport = TransportOptions {
+      proxy: options.proxy,
+      ca: options.ca.map(|b| b.to_vec()),
+      connect_timeout: retrying.then(|| transport::retry_connect_timeout(timeout)),
+    };
     let http = transport::shared_client(&transport).map_err(|e| Error::new(Status::InvalidArg, e.message))?;
     let library = HeaderValue::from_str(&options.library)
       .map_err(|_| Error::new(Status::InvalidArg, "invalid library header"))?;
     let retry = options.retry.filter(|r| r.attempts > 1).map(|r| RetryPolicy {
       attempts: r.attempts,
-      min_delay: ms(r.min_delay_ms).unwrap_or(Duration::from_millis(100)),
-      max_delay: ms(r.max_delay_ms).unwrap_or(Duration::from_secs(5)),
+      min_delay: delay_ms(r.min_delay_ms, Duration::from_millis(100)),
+      max_delay: delay_ms(r.max_delay_ms, Duration::from_secs(5)),
     });
     Ok(Self {
       base_url: options.base_url,
       key: options.key,
       secret: options.secret.to_vec(),
-      timeout: options.timeout_ms.and_then(ms),
+      timeout,
       retry,
       library,
       http,
@@ -138,14 +173,22 @@ impl Client {
       library: self.library.clone(),
     };
     let (result, attempts) = transport::send_with_retry(&self.http, &request, self.retry.as_ref()).await;
+    let idempotent = request.method == Method::GET;
+    let retryable = match &result {
+      Ok(r) if r.status < 400 => false,
+      Ok(r) => retry::is_retryable(idempotent, &Outcome::Status { status: r.status, retry_after: r.retry_after.as_deref() }),
+      Err(e) => retry::is_retryable(idempotent, &Outcome::Failed(e)),
+    };
     let mut reply = Reply {
       url: request.url,
       status: 0,
+      status_text: None,
       final_url: None,
       headers: None,
       text: None,
       bytes: None,
       attempts,
+      retryable,
       error_kind: None,
       error_code: None,
       error_message: None,
@@ -153,6 +196,7 @@ impl Client {
     match result {
       Ok(r) => {
         reply.status = r.status.into();
+        reply.status_text = Some(r.status_text);
         reply.final_url = r.final_url;
         reply.headers = Some(r.headers);
         match String::from_utf8(r.body) {
@@ -161,7 +205,7 @@ impl Client {
         }
       }
       Err(e) => {
-        reply.error_kind = Some(format!("{:?}", e.kind).to_lowercase());
+        reply.error_kind = Some(kind_name(e.kind).into());
         reply.error_code = Some(e.code.into());
         reply.error_message = Some(e.message);
       }

@@ -54,6 +54,16 @@ impl TransportError {
   /// Classifies a reqwest failure for the request to `url`.
   pub fn from_reqwest(err: &reqwest::Error, url: &str, timeout_ms: Option<u64>) -> Self {
     let connecting = err.is_connect();
+    if err.is_timeout() && connecting {
+      // The kernel's connect timeout, or the client's `connect_timeout` (set only when
+      // retries are on): no request byte was sent. Node reports this as a system error.
+      return Self {
+        kind: FailureKind::Network,
+        code: "ETIMEDOUT",
+        message: format!("request to {url} failed, reason: connect ETIMEDOUT {}", host_port(url)),
+        before_send: true,
+      };
+    }
     if err.is_timeout() {
       let after = timeout_ms.map(|ms| format!(" after {ms} ms")).unwrap_or_default();
       return Self {

@@ -1,9 +1,10 @@
 //! Opt-in retries that never risk delivering an event twice.
 //!
 //! The Channels API has no idempotency key, so a POST is retried only when the
-//! failure provably happened before any request byte left (connect, DNS, TLS
-//! handshake), or when the server said 429/503 with `Retry-After`. GETs are retried on
-//! any network failure, 429 and 5xx.
+//! failure provably happened before any request byte left (refused, DNS, a reset
+//! during the TLS handshake, a connect timeout), or when the server said 429/503 with
+//! `Retry-After`. GETs are retried on any network failure or timeout, 429 and 5xx.
+//! Certificate and TLS protocol failures are never retried: they do not heal.
 
 use crate::error::{FailureKind, TransportError};
 use std::time::Duration;
@@ -13,6 +14,8 @@ pub struct RetryPolicy {
   /// Total attempts, including the first.
   pub attempts: u32,
   pub min_delay: Duration,
+  /// The longest wait between two attempts, `Retry-After` included: a server asking
+  /// for a longer wait gets its answer handed back to the caller instead.
   pub max_delay: Duration,
 }
 
@@ -22,48 +25,52 @@ pub enum Outcome<'a> {
   Failed(&'a TransportError),
 }
 
-/// The longest `Retry-After` honoured; longer waits give the answer back instead.
-const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
+/// Whether another attempt is both safe (it cannot deliver an event twice) and worth
+/// making, whatever the attempts left. `idempotent` is true for GET. This is the
+/// `retryable` flag of a `RequestError`.
+pub fn is_retryable(idempotent: bool, outcome: &Outcome) -> bool {
+  match outcome {
+    Outcome::Failed(e) => match e.kind {
+      FailureKind::Network | FailureKind::Timeout => idempotent || e.before_send,
+      FailureKind::Tls | FailureKind::InvalidUrl | FailureKind::Redirect | FailureKind::Config => false,
+    },
+    Outcome::Status { status, retry_after } => {
+      if idempotent {
+        *status == 429 || (500..600).contains(status)
+      } else {
+        // A 429/503 with Retry-After says the request was refused, not processed.
+        matches!(status, 429 | 503) && retry_after.and_then(parse_retry_after).is_some()
+      }
+    }
+  }
+}
 
 impl RetryPolicy {
   /// The delay before the next attempt, or `None` to stop. `attempt` counts from 1;
   /// `jitter` is a uniform draw from [0, 1).
   pub fn next_delay(&self, attempt: u32, idempotent: bool, outcome: &Outcome, jitter: f64) -> Option<Duration> {
-    if attempt >= self.attempts {
+    if attempt >= self.attempts || !is_retryable(idempotent, outcome) {
       return None;
-    }
-    let retry_after = match outcome {
-      Outcome::Failed(e) => {
-        let safe = e.before_send || (idempotent && matches!(e.kind, FailureKind::Network | FailureKind::Timeout));
-        if !safe || matches!(e.kind, FailureKind::Config | FailureKind::InvalidUrl | FailureKind::Redirect) {
-          return None;
-        }
-        None
-      }
-      Outcome::Status { status, retry_after } => {
-        let retry_after = retry_after.and_then(parse_retry_after);
-        let allowed = if idempotent {
-          *status == 429 || (500..600).contains(status)
-        } else {
-          matches!(status, 429 | 503) && retry_after.is_some()
-        };
-        if !allowed {
-          return None;
-        }
-        retry_after
-      }
-    };
-    if let Some(wait) = retry_after {
-      return (wait <= MAX_RETRY_AFTER).then_some(wait);
     }
     let exp = self.min_delay.saturating_mul(1u32 << (attempt - 1).min(16));
     let capped = exp.min(self.max_delay);
     // "Equal jitter": half fixed, half random, so delays never collapse to zero.
-    Some(capped.mul_f64(0.5 + jitter.clamp(0.0, 1.0) / 2.0))
+    let backoff = capped.mul_f64(0.5 + jitter.clamp(0.0, 1.0) / 2.0);
+    let retry_after = match outcome {
+      Outcome::Status { retry_after, .. } => retry_after.and_then(parse_retry_after),
+      Outcome::Failed(_) => None,
+    };
+    match retry_after {
+      // Never sooner than the server asked, never longer than the caller allows.
+      Some(wait) if wait > self.max_delay => None,
+      Some(wait) => Some(wait.max(backoff)),
+      None => Some(backoff),
+    }
   }
 }
 
-/// `Retry-After` in delta-seconds (the HTTP-date form is not used by Pusher).
+/// `Retry-After` in delta-seconds (the HTTP-date form is not used by Pusher, and is
+/// treated as absent).
 fn parse_retry_after(value: &str) -> Option<Duration> {
   value.trim().parse::<u64>().ok().map(Duration::from_secs)
 }
@@ -86,11 +93,25 @@ mod tests {
     let refused = failure(FailureKind::Network, true);
     let reset = failure(FailureKind::Network, false);
     let timeout = failure(FailureKind::Timeout, false);
+    let connect_timeout = failure(FailureKind::Timeout, true);
     assert!(p.next_delay(1, false, &Outcome::Failed(&refused), 0.0).is_some());
     assert!(p.next_delay(1, false, &Outcome::Failed(&reset), 0.0).is_none());
     assert!(p.next_delay(1, false, &Outcome::Failed(&timeout), 0.0).is_none());
+    assert!(p.next_delay(1, false, &Outcome::Failed(&connect_timeout), 0.0).is_some());
     assert!(p.next_delay(1, true, &Outcome::Failed(&reset), 0.0).is_some());
     assert!(p.next_delay(1, true, &Outcome::Failed(&timeout), 0.0).is_some());
+  }
+
+  #[test]
+  fn permanent_failures_are_never_retried() {
+    let p = policy();
+    for kind in [FailureKind::Tls, FailureKind::InvalidUrl, FailureKind::Redirect, FailureKind::Config] {
+      for idempotent in [false, true] {
+        let e = failure(kind, true);
+        assert!(!is_retryable(idempotent, &Outcome::Failed(&e)), "{kind:?}");
+        assert!(p.next_delay(1, idempotent, &Outcome::Failed(&e), 0.0).is_none(), "{kind:?}");
+      }
+    }
   }
 
   #[test]
@@ -102,9 +123,24 @@ mod tests {
     assert!(p.next_delay(1, true, &s(404, None), 0.0).is_none());
     assert!(p.next_delay(1, false, &s(500, None), 0.0).is_none());
     assert!(p.next_delay(1, false, &s(503, None), 0.0).is_none());
+    assert!(p.next_delay(1, false, &s(503, Some("soon")), 0.0).is_none());
+    assert!(p.next_delay(1, false, &s(500, Some("0")), 0.0).is_none());
+    // Retry-After 0: no sooner than the backoff.
+    assert_eq!(p.next_delay(1, false, &s(429, Some("0")), 0.0), Some(Duration::from_millis(50)));
+    assert_eq!(p.next_delay(1, false, &s(503, Some(" 0 ")), 1.0), Some(Duration::from_millis(100)));
+  }
+
+  #[test]
+  fn retry_after_is_honoured_up_to_max_delay() {
+    let p = RetryPolicy { attempts: 3, min_delay: Duration::from_millis(10), max_delay: Duration::from_secs(5) };
+    let s = |status, retry_after| Outcome::Status { status, retry_after };
     assert_eq!(p.next_delay(1, false, &s(503, Some("2")), 0.0), Some(Duration::from_secs(2)));
-    assert_eq!(p.next_delay(1, false, &s(429, Some("0")), 0.0), Some(Duration::ZERO));
-    assert!(p.next_delay(1, false, &s(429, Some("3600")), 0.0).is_none());
+    assert_eq!(p.next_delay(1, true, &s(500, Some("1")), 0.5), Some(Duration::from_secs(1)));
+    assert_eq!(p.next_delay(1, true, &s(429, Some("5")), 0.0), Some(Duration::from_secs(5)));
+    // Longer than allowed: stop, though the failure stays retryable for the caller.
+    assert!(p.next_delay(1, false, &s(429, Some("6")), 0.0).is_none());
+    assert!(is_retryable(false, &s(429, Some("6"))));
+    assert!(p.next_delay(1, true, &s(503, Some("3600")), 0.0).is_none());
   }
 
   #[test]
@@ -117,5 +153,7 @@ mod tests {
     assert_eq!(d(2, 1.0), Duration::from_millis(200));
     assert_eq!(d(3, 1.0), Duration::from_millis(250));
     assert!(p.next_delay(4, false, &Outcome::Failed(&e), 0.0).is_none());
+    let zero = RetryPolicy { attempts: 2, min_delay: Duration::ZERO, max_delay: Duration::ZERO };
+    assert_eq!(zero.next_delay(1, false, &Outcome::Failed(&e), 0.7), Some(Duration::ZERO));
   }
 }

@@ -25,6 +25,20 @@ pub struct TransportOptions {
   pub proxy: Option<String>,
   /// Extra trusted certificates, PEM.
   pub ca: Option<Vec<u8>>,
+  /// A bound on connecting (DNS, TCP, TLS handshake), so that a hung connect fails as
+  /// a connect error, which is safe to retry even for a POST. Set only with retries:
+  /// see [`retry_connect_timeout`].
+  pub connect_timeout: Option<Duration>,
+}
+
+/// The longest connect phase when retries are on, whatever the request timeout.
+const MAX_CONNECT: Duration = Duration::from_secs(10);
+
+/// The connect timeout for a client with retries and the whole-request `timeout`:
+/// three quarters of it (strictly less, so that a hung connect is reported as a connect
+/// failure rather than racing the request deadline), and at most 10 s.
+pub fn retry_connect_timeout(timeout: Option<Duration>) -> Duration {
+  timeout.map_or(MAX_CONNECT, |t| t.mul_f64(0.75).min(MAX_CONNECT))
 }
 
 pub struct Request {
@@ -39,6 +53,8 @@ pub struct Request {
 #[derive(Debug)]
 pub struct Reply {
   pub status: u16,
+  /// The reason phrase as received (latin-1), as Node's `statusMessage`.
+  pub status_text: String,
   /// Set only when a redirect was followed.
   pub final_url: Option<String>,
   /// Lowercase names and latin-1 values, `name\nvalue\n…`, parsed lazily in JS.
@@ -88,6 +104,9 @@ pub fn build_client(options: &TransportOptions) -> Result<Client, TransportError
     .pool_idle_timeout(POOL_IDLE)
     .tcp_nodelay(true)
     .http1_only();
+  if let Some(timeout) = options.connect_timeout {
+    builder = builder.connect_timeout(timeout);
+  }
   if let Some(proxy) = &options.proxy {
     let proxy = reqwest::Proxy::all(proxy.as_str())
       .map_err(|_| TransportError::config(format!("invalid proxy URL: {proxy}")))?;
@@ -180,11 +199,16 @@ pub async fn send(client: &Client, request: &Request) -> Result<Reply, Transport
   let fail = |e: reqwest::Error| TransportError::from_reqwest(&e, &request.url, timeout_ms);
   let response = builder.send().await.map_err(fail)?;
   let status = response.status().as_u16();
+  // hyper keeps the phrase only when it is not the canonical one.
+  let status_text = match response.extensions().get::<hyper::ext::ReasonPhrase>() {
+    Some(reason) => reason.as_bytes().iter().map(|&b| b as char).collect(),
+    None => response.status().canonical_reason().unwrap_or("").to_owned(),
+  };
   let final_url = (response.url() != &url).then(|| response.url().to_string());
   let headers = headers_to_string(response.headers());
   let retry_after = response.headers().get(RETRY_AFTER).and_then(|v| v.to_str().ok()).map(str::to_owned);
   let body = response.bytes().await.map_err(fail)?.to_vec();
-  Ok(Reply { status, final_url, headers, body, retry_after })
+  Ok(Reply { status, status_text, final_url, headers, body, retry_after })
 }
 
 #[cfg(test)]
@@ -229,6 +253,7 @@ mod tests {
     let client = build_client(&TransportOptions::default()).unwrap();
     let reply = send(&client, &request(format!("{base}/apps/1/events?info=a b"), Some("{\"a\":1}"))).await.unwrap();
     assert_eq!(reply.status, 200);
+    assert_eq!(reply.status_text, "OK");
     assert_eq!(reply.body, b"{}");
     assert!(reply.headers.contains("content-type\napplication/json\n"));
     assert_eq!(reply.final_url, None);
@@ -298,6 +323,60 @@ mod tests {
     assert_eq!(server.join().unwrap().len(), 1);
   }
 
+  /// A listener whose accept queue is full: further SYNs are dropped, so a connect to
+  /// it hangs (Linux).
+  fn hung_listener() -> (tokio::net::TcpListener, String, Vec<std::net::TcpStream>) {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let listener = socket.listen(0).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut fillers = Vec::new();
+    for _ in 0..8 {
+      match std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(100)) {
+        Ok(stream) => fillers.push(stream),
+        Err(_) => break,
+      }
+    }
+    (listener, format!("http://{addr}"), fillers)
+  }
+
+  #[tokio::test]
+  async fn a_connect_timeout_is_before_send_and_retried_for_a_post() {
+    let (_listener, base, _fillers) = hung_listener();
+    let options = TransportOptions { connect_timeout: Some(Duration::from_millis(150)), ..Default::default() };
+    let client = build_client(&options).unwrap();
+    let policy = RetryPolicy { attempts: 2, min_delay: Duration::from_millis(1), max_delay: Duration::from_millis(2) };
+    let started = std::time::Instant::now();
+    let (result, attempts) = send_with_retry(&client, &request(format!("{base}/x"), Some("{}")), Some(&policy)).await;
+    let err = result.unwrap_err();
+    assert_eq!((err.kind, err.code, err.before_send), (crate::error::FailureKind::Network, "ETIMEDOUT", true), "{err:?}");
+    assert!(err.message.contains("connect ETIMEDOUT 127.0.0.1:"), "{}", err.message);
+    assert_eq!(attempts, 2);
+    assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
+  }
+
+  #[tokio::test]
+  async fn the_request_deadline_during_connect_is_not_before_send() {
+    // Without a connect timeout, the whole-request deadline fires; nothing proves the
+    // body did not leave, so a POST is not retried.
+    let (_listener, base, _fillers) = hung_listener();
+    let client = build_client(&TransportOptions::default()).unwrap();
+    let policy = RetryPolicy { attempts: 3, min_delay: Duration::from_millis(1), max_delay: Duration::from_millis(2) };
+    let mut req = request(format!("{base}/x"), Some("{}"));
+    req.timeout = Some(Duration::from_millis(150));
+    let (result, attempts) = send_with_retry(&client, &req, Some(&policy)).await;
+    let err = result.unwrap_err();
+    assert_eq!((err.kind, err.before_send), (crate::error::FailureKind::Timeout, false), "{err:?}");
+    assert_eq!(attempts, 1);
+  }
+
+  #[test]
+  fn connect_timeout_for_retries() {
+    assert_eq!(retry_connect_timeout(None), Duration::from_secs(10));
+    assert_eq!(retry_connect_timeout(Some(Duration::from_millis(200))), Duration::from_millis(150));
+    assert_eq!(retry_connect_timeout(Some(Duration::from_secs(60))), Duration::from_secs(10));
+  }
+
   #[test]
   fn urls_are_checked_like_node_fetch() {
     assert_eq!(parse_url("ftp://x/y").unwrap_err().message, "Only HTTP(S) protocols are supported");
@@ -307,9 +386,9 @@ mod tests {
 
   #[test]
   fn a_ca_without_certificates_is_refused() {
-    let options = TransportOptions { proxy: None, ca: Some(b"not a certificate".to_vec()) };
+    let options = TransportOptions { ca: Some(b"not a certificate".to_vec()), ..Default::default() };
     assert!(build_client(&options).unwrap_err().message.contains("no PEM certificate"));
-    let proxy = TransportOptions { proxy: Some("::bad::".into()), ca: None };
+    let proxy = TransportOptions { proxy: Some("::bad::".into()), ..Default::default() };
     assert!(build_client(&proxy).is_err());
   }
 }
