@@ -600,6 +600,36 @@ describe("createSignedQueryString", () => {
   })
 })
 
+describe("requests are signed as upstream signs them", () => {
+  test("the same URL and body on the wire, for every kind of secret and odd params", async () => {
+    const server = await recordingServer()
+    try {
+      const cryptoKey = await crypto.subtle.importKey("raw", Buffer.from("tofu"), { name: "HMAC", hash: "SHA-256" }, false, ["sign"])
+      const secrets = ["tofu", Buffer.from("tofu"), new Uint16Array([1, 300]), new ArrayBuffer(4), new DataView(new ArrayBuffer(4)), crypto.createSecretKey(Buffer.from("tofu")), cryptoKey, "\uD800é"]
+      const calls = [
+        (p) => p.get({ path: "/channels", params: { Zeta: "1", alpha: [1, 2], "\uFF5E": "x", "😀": "y", n: null } }),
+        (p) => p.post({ path: "/events", body: { name: "e", data: "é\uD800", channels: ["c"] } }),
+        (p) => p.post({ path: "/x", body: "already-a-string", params: { info: "a b" } }),
+        (p) => p.trigger(["a", "b"], "e", { x: 1 }, { info: "user_count" }),
+      ]
+      for (const secret of secrets) {
+        for (const call of calls) {
+          const urls = []
+          for (const I of [Pusher, Upstream]) {
+            const before = server.requests.length
+            await atTime(1600000000000, () => call(new I({ appId: "7", key: "key", secret, host: "127.0.0.1", port: server.port })))
+            const request = server.requests[before]
+            urls.push([request.method, request.url, request.body, request.headers["content-type"]])
+          }
+          assert.deepStrictEqual(urls[0], urls[1], util.inspect(secret))
+        }
+      }
+    } finally {
+      await server.close()
+    }
+  })
+})
+
 // ---- webhooks ----
 
 describe("webhook", () => {

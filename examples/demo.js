@@ -118,13 +118,21 @@ async function main() {
 
   // ---- 2. the server ----
   const hookPort = await hookReceiver.start()
+  const start = () => startSockudo({ appPrefix: "pn-demo", webhookUrl: `http://127.0.0.1:${hookPort}/webhooks` })
   let server
   try {
-    server = await startSockudo({ appPrefix: "pn-demo", webhookUrl: `http://127.0.0.1:${hookPort}/webhooks` })
+    server = await start().catch((e) => {
+      if (e.code !== "SOCKUDO_MISSING") throw e
+      // First run: install it (a one-off cargo install, about 12 minutes on 2 cores).
+      out(`sockudo is not installed yet: running \`${INSTALL_HINT}\` once…`)
+      const install = spawnSync("bash", [path.join(root, "scripts", "sockudo.sh"), "install"], { stdio: "inherit" })
+      if (install.status !== 0) throw e
+      return start()
+    })
   } catch (e) {
     await hookReceiver.stop()
     if (e.code === "SOCKUDO_MISSING") {
-      out(`${FAIL} sockudo is not installed. Install it once (about 12 minutes on 2 cores) with:`)
+      out(`${FAIL} sockudo could not be installed. Install it by hand with:`)
       out()
       out(`    ${INSTALL_HINT}`)
       out()

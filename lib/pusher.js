@@ -131,7 +131,8 @@ Pusher.prototype.triggerBatch = function (batch) {
     const size = limits ? limits.batchSize : DEFAULT_LIMITS.batchSize
     if (batch.length > size) return chunked.batches(this, batch, size)
   }
-  return this.post({ path: "/batch_events", body: { batch: batch } })
+  const pusher = this // upstream posts through `pusher.post` (its name shows in TypeErrors)
+  return pusher.post({ path: "/batch_events", body: { batch: batch } })
 }
 
 // Copied like upstream's `Object.assign({}, options, { method })`, which runs every

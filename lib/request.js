@@ -90,11 +90,25 @@ function secretBytes(secret) {
 
 const transports = new WeakMap()
 
+// Only a string that parses as an http(s) URL counts: upstream ignores `proxy`, and its
+// README shows the placeholder `proxy: "HTTP_PROXY_URL"`, which must keep working.
+function proxyUrl(value) {
+  try {
+    const url = new URL(String(value))
+    return url.protocol === "http:" || url.protocol === "https:" ? url.href : undefined
+  } catch (e) {
+    return undefined
+  }
+}
+
 function proxyOf(config, extras) {
-  if (typeof extras.proxy === "string" && extras.proxy !== "") return extras.proxy
+  if (typeof extras.proxy === "string") {
+    const url = proxyUrl(extras.proxy)
+    if (url !== undefined) return url
+  }
   try {
     const agentProxy = config.agent && config.agent.proxy
-    if (agentProxy) return String(agentProxy.href || agentProxy)
+    if (agentProxy) return proxyUrl(agentProxy.href || agentProxy)
   } catch (e) {
     // an agent whose `proxy` cannot be read is used as upstream uses any agent: as is
   }

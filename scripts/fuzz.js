@@ -183,6 +183,7 @@ const POOL_NAMES = Object.keys(POOL)
 // Where the library spreads or Object.assign()s the argument, a 1 MB string becomes an
 // object with a million keys (in both libraries): those slots get the 64 KB string instead.
 const SPREAD_POOL_NAMES = POOL_NAMES.filter((name) => name !== "mb" && name !== "mbControl")
+const NON_NULLISH_POOL_NAMES = POOL_NAMES.filter((name) => name !== "undefined" && name !== "null")
 
 // The nastiest values, for the crash-only child process.
 const NASTY = ["mb", "mbControl", "loneHigh", "loneLow", "bigint", "symbol", "circular", "circularArray", "getters", "toStringThrows", "toPrimitiveSymbol", "proxyThrows", "array10k", "uint16", "dataView", "arrayBuffer", "nullProto", "huge", "NaN"]
@@ -297,11 +298,20 @@ const OPS = {
     slots: [{ good: lit("Invalid WebHook body") }, { good: lit("text/plain") }, { good: lit("body") }, { good: lit("sig") }],
     run: (Impl, args) => errorShape(new Impl.WebHookError(...args)),
   },
+  // a prototype method called on another `this` (not null or undefined: upstream's
+  // sloppy-mode functions then read globalThis, see DETACHED_NOTE)
+  detached: {
+    slots: [{ good: lit("trigger"), choices: Object.keys(Ours.prototype) }, { good: obj({}), notNullish: true }],
+    run: (Impl, [method, self]) => {
+      const fn = Impl.prototype[method]
+      return typeof fn === "function" ? fn.apply(self, detachedArgs(method)) : "no such method"
+    },
+  },
   // ---- network methods: the synchronous part only ----
   trigger: {
     instance: true,
     network: true,
-    slots: [{ good: lit("my-channel") }, { good: lit("my-event") }, { good: obj({ a: lit(1) }) }, { good: { v: "undefined" }, fields: ["socket_id", "info", "name", "channels", "data"], base: obj({ info: lit("user_count") }), spread: true }],
+    slots: [{ good: lit("my-channel"), list: true }, { good: lit("my-event") }, { good: obj({ a: lit(1) }) }, { good: { v: "undefined" }, fields: ["socket_id", "info", "name", "channels", "data"], base: obj({ info: lit("user_count") }), spread: true }],
     run: (Impl, args, p) => p.trigger(...args),
   },
   sendToUser: {
@@ -337,6 +347,37 @@ const OPS = {
 }
 const OP_NAMES = Object.keys(OPS)
 
+// Not generated: detached calls with `this` undefined or null. Both libraries throw a
+// TypeError, worded differently: upstream's non-strict functions read globalThis.config.
+const DETACHED_NOTE = "prototype methods called with this = undefined/null: same TypeError class, different wording"
+
+function detachedArgs(method) {
+  switch (method) {
+    case "authorizeChannel":
+    case "authenticate":
+      return ["1.1", "private-x"]
+    case "authenticateUser":
+      return ["1.1", { id: "u" }]
+    case "sendToUser":
+      return ["u", "e", "d"]
+    case "terminateUserConnections":
+      return ["u"]
+    case "trigger":
+      return ["c", "e", "d"]
+    case "triggerBatch":
+      return [[{ channel: "c", name: "e", data: { x: 1 } }]]
+    case "post":
+    case "get":
+      return [{ path: "/x" }]
+    case "webhook":
+      return [{ headers: {}, rawBody: "" }]
+    case "createSignedQueryString":
+      return [{ method: "get", path: "/" }]
+    default:
+      return ["private-encrypted-x"]
+  }
+}
+
 // ---- generating recipes ----
 
 const URL_NOISE = ["", " ", "\t", "\n", "\0", "%", "%zz", "%2F", "@", ":", "/", "\\", "?", "#", "[", "]", "é", "\uD800", "A", "0", "99999", "-"]
@@ -355,7 +396,8 @@ function mutateUrl(rng, url) {
 }
 
 function hostile(rng, slot) {
-  return { v: rng.pick(slot && slot.spread ? SPREAD_POOL_NAMES : POOL_NAMES) }
+  const names = slot && slot.spread ? SPREAD_POOL_NAMES : slot && slot.notNullish ? NON_NULLISH_POOL_NAMES : POOL_NAMES
+  return { v: rng.pick(names) }
 }
 
 function withField(base, field, recipe) {
@@ -373,6 +415,12 @@ function mutateSlot(rng, slot) {
     return { arr: rng.chance(0.2) ? items.reverse() : items }
   }
   if (slot.webhook) return webhookRecipe(rng)
+  if (slot.choices) return lit(rng.pick(slot.choices))
+  if (slot.list) {
+    const items = []
+    for (let i = 1 + rng.int(3); i > 0; i--) items.push(rng.chance(0.5) ? hostile(rng) : lit(rng.pick(["a", "private-encrypted-x", "presence-y", "#server-to-user-1"])))
+    return { arr: items }
+  }
   if (slot.extra) return rng.chance(0.5) ? { special: rng.pick(Object.keys(SPECIAL)) } : { v: rng.pick(["tokenLike", "numericTokenLike"]) }
   if (slot.fields) {
     let o = slot.base || slot.good
@@ -424,8 +472,21 @@ function* systematicCases() {
   for (const op of OP_NAMES) {
     const spec = OPS[op]
     for (let s = 0; s < spec.slots.length; s++) {
-      for (const v of spec.slots[s].spread ? SPREAD_POOL_NAMES : POOL_NAMES) {
-        const args = spec.slots.map((slot) => slot.good)
+      const slot = spec.slots[s]
+      if (slot.choices) {
+        for (const choice of slot.choices) {
+          const args = spec.slots.map((sl) => sl.good)
+          args[s] = lit(choice)
+          for (const v of NON_NULLISH_POOL_NAMES) {
+            args[1 - s] = { v }
+            yield { op, args: args.slice(), instance: "plain" }
+          }
+        }
+        continue
+      }
+      if (op === "detached") continue // covered with every method above
+      for (const v of slot.spread ? SPREAD_POOL_NAMES : slot.notNullish ? NON_NULLISH_POOL_NAMES : POOL_NAMES) {
+        const args = spec.slots.map((sl) => sl.good)
         args[s] = { v }
         yield { op, args, instance: v.length % 2 ? "plain" : "encrypted" }
       }
@@ -592,6 +653,12 @@ function runOn(Impl, recipe) {
       } else {
         result = { returned: describe(value), after }
       }
+    } else if (isThenable(got.value)) {
+      pending = got.value.then(
+        () => "resolved",
+        () => "rejected"
+      )
+      result = { returned: "promise" }
     } else if (recipe.op === "webhook") {
       result = { returned: webhookShape(got.value.webhook, got.value.extra) }
     } else {
@@ -670,6 +737,7 @@ async function runNasty() {
     const spec = OPS[op]
     for (let s = 0; s < spec.slots.length; s++) {
       for (const v of NASTY) {
+        if (spec.slots[s].spread && !SPREAD_POOL_NAMES.includes(v)) continue
         const args = spec.slots.map((slot) => slot.good)
         args[s] = { v }
         for (const instance of Object.keys(INSTANCES)) {
@@ -680,7 +748,11 @@ async function runNasty() {
       }
     }
   }
-  // hostile values straight into the native layer's callers
+  // hostile values straight into the native layer's callers (warnings silenced)
+  const realWarn = console.warn
+  const realEmit = process.emitWarning
+  console.warn = () => {}
+  process.emitWarning = () => {}
   const p = new Ours({ ...INSTANCES.encrypted })
   for (const v of NASTY) {
     for (const field of OPTION_FIELDS) {
@@ -697,11 +769,13 @@ async function runNasty() {
     outcome(() => p.verifyWebhook({ headers: POOL[v](), rawBody: POOL[v]() }))
     outcome(() => p.verifyWebhook(webhookRequest(Ours), { extraTokens: POOL[v](), maxAgeMs: POOL[v]() }))
   }
+  console.warn = realWarn
+  process.emitWarning = realEmit
   await Promise.all(pending)
   return calls
 }
 
-module.exports = { prng, POOL, OPS, run, runNasty, compare, describeRecipe, show, randomCase, systematicCases, DEAD }
+module.exports = { prng, POOL, OPS, run, runNasty, compare, describeRecipe, show, randomCase, systematicCases, detachedArgs, DEAD, DETACHED_NOTE }
 
 if (require.main === module) {
   const count = Number(process.argv[2] || 200000)

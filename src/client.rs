@@ -3,8 +3,8 @@
 //! builds `RequestError`s with `pusher`'s exact shape.
 
 use bytes::Bytes;
-use napi::bindgen_prelude::Buffer;
-use napi::{Error, Result, Status};
+use napi::bindgen_prelude::{Buffer, PromiseRaw};
+use napi::{Env, Error, Result, Status};
 use napi_derive::napi;
 use pusher_core::error::FailureKind;
 use pusher_core::retry::{self, Outcome, RetryPolicy};
@@ -12,6 +12,7 @@ use pusher_core::signature::{signed_query, SigningInput};
 use pusher_core::transport::{self, Request, TransportOptions};
 use reqwest::header::HeaderValue;
 use reqwest::Method;
+use std::sync::Arc;
 use std::time::Duration;
 
 #[napi(object)]
@@ -63,8 +64,9 @@ pub struct Reply {
   pub error_message: Option<String>,
 }
 
-#[napi]
-pub struct Client {
+/// The worker-thread-safe half of a `Client`: a request future owns an `Arc` of it,
+/// never a borrow of the JS object, which a terminating worker frees at once.
+struct Inner {
   base_url: String,
   key: String,
   secret: Vec<u8>,
@@ -74,8 +76,15 @@ pub struct Client {
   http: reqwest::Client,
 }
 
+#[napi]
+pub struct Client {
+  inner: Arc<Inner>,
+}
+
 fn ms(value: f64) -> Option<Duration> {
-  (value.is_finite() && value > 0.0).then(|| Duration::from_secs_f64(value / 1000.0))
+  // A finite but huge value (1e300 ms) must not panic; JS already caps the timeout.
+  let seconds = (value.is_finite() && value > 0.0).then_some(value / 1000.0)?;
+  Duration::try_from_secs_f64(seconds).ok()
 }
 
 /// A retry delay: zero allowed (immediate retries), `default` for anything unusable.
@@ -130,7 +139,7 @@ impl Client {
       min_delay: delay_ms(r.min_delay_ms, Duration::from_millis(100)),
       max_delay: delay_ms(r.max_delay_ms, Duration::from_secs(5)),
     });
-    Ok(Self {
+    let inner = Inner {
       base_url: options.base_url,
       key: options.key,
       secret: options.secret.to_vec(),
@@ -138,13 +147,30 @@ impl Client {
       retry,
       library,
       http,
-    })
+    };
+    Ok(Self { inner: Arc::new(inner) })
   }
 
   /// Signs and sends one request. `params` is `[key, value, key, value, …]`, already
   /// stringified and checked against the reserved names; `path` includes `/apps/<id>`.
-  #[napi]
-  pub async fn send(
+  #[napi(ts_return_type = "Promise<Reply>")]
+  pub fn send<'env>(
+    &self,
+    env: &'env Env,
+    method: String,
+    path: String,
+    params: Option<Vec<String>>,
+    body: Option<String>,
+    timestamp: i64,
+  ) -> Result<PromiseRaw<'env, Reply>> {
+    let inner = Arc::clone(&self.inner);
+    env.spawn_future(async move { Ok(inner.send(method, path, params, body, timestamp).await) })
+  }
+}
+
+impl Inner {
+
+  async fn send(
     &self,
     method: String,
     path: String,
