@@ -11,12 +11,17 @@ export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-was
 
 export declare class Client {
   /** Throws when `ca` holds no certificate or `proxy` is not a URL. */
-  constructor(options: ClientOptions)
+  constructor(options: ClientOptions, onReplies?: ((arg: Array<Reply>) => void) | undefined | null)
   /**
    * Signs and sends one request. `params` is `[key, value, key, value, …]`, already
    * stringified and checked against the reserved names; `path` includes `/apps/<id>`.
    */
   send(method: string, path: string, params: Array<string> | undefined | null, body: string | undefined | null, timestamp: number): Promise<Reply>
+  /**
+   * `send`, with the reply (carrying `id`) handed to the constructor's `onReplies`
+   * callback, in one array with the others that finished at the same time.
+   */
+  start(id: number, method: string, path: string, params: Array<string> | undefined | null, body: string | undefined | null, timestamp: number): void
 }
 
 export declare function batchSizeError(size: number, limit: number): string | null
@@ -74,6 +79,8 @@ export declare function md5Hex(data: Bytes): string
  * `error*` fields say why.
  */
 export interface Reply {
+  /** The `id` given to `start` (0 from `send`). */
+  id: number
   /** The URL as signed (what `pusher` reports in `RequestError.url`). */
   url: string
   status: number

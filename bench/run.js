@@ -1,5 +1,7 @@
 "use strict"
-// `npm run bench [-- --quick] [-- --rounds N] [-- --only W1,W2,...] [-- --out file.md]`
+// `npm run bench [-- --quick] [-- --rounds N] [-- --only W1,W2,...] [-- --out file.md]
+//                [-- --impls pusher,pusher-ka,native[,native:<dir>]]`
+// (`native:<dir>` adds another checkout/build of pusher-native, for before/after runs.)
 //
 // Side-by-side benchmark of pusher-native against `pusher` 5.3.4 (default agent, and
 // `new http.Agent({ keepAlive: true })`), interleaved: every measurement runs in a fresh
@@ -31,12 +33,13 @@ const ONLY = value("--only", "W1,W2,W3,W4,W5,W6,W7,W8,wrk").split(",")
 const OUT = path.resolve(value("--out", path.join(__dirname, "results", "latest.md")))
 const IMPLS = (value("--impls", "pusher,pusher-ka,native") || "").split(",")
 
-const LABEL = {
+const LABELS = {
   pusher: "pusher 5.3.4 (default agent)",
   "pusher-ka": "pusher 5.3.4 (keepAlive agent)",
   native: "pusher-native",
   wrk: "wrk",
 }
+const LABEL = new Proxy(LABELS, { get: (t, k) => t[k] || (String(k).startsWith("native:") ? `pusher-native (${String(k).slice(7)})` : String(k)) })
 
 // n = max ops measured, maxMs = time cap for the measured part, warmup = ops before it
 const PLAN = QUICK
@@ -196,7 +199,8 @@ const COLD = {
 function coldOnce(which) {
   const construct =
     which === "bare" ? "" : `new P({appId:"1",key:"bench-key",secret:"bench-secret",host:"127.0.0.1",port:1});`
-  const code = `const t=performance.now();${COLD[which]}${construct}const ms=performance.now()-t;const c=process.cpuUsage();process.stdout.write(JSON.stringify({ms,cpu:c.user+c.system}))`
+  const load = which.startsWith("native:") ? `const P=require(${JSON.stringify(path.resolve(which.slice(7)))});` : COLD[which]
+  const code = `const t=performance.now();${load}${construct}const ms=performance.now()-t;const c=process.cpuUsage();process.stdout.write(JSON.stringify({ms,cpu:c.user+c.system}))`
   const [cmd, args] = pinned(0, process.execPath, ["-e", code])
   const t0 = process.hrtime.bigint()
   const r = spawnSync(cmd, args, { cwd: ROOT, encoding: "utf8" })
@@ -439,6 +443,25 @@ function report(results, meta) {
     lines.push(
       `| ${t.w} | ${t.what} | ${fmtRatio(t.vsDefault)} | ${fmtRatio(t.vsKa)} | ${fmtRatio(t.vsBest)} | ${t.target} | ${t.ok === null ? "?" : t.ok ? "yes" : "**no**"} |`
     )
+  }
+  // before/after: pusher-native against another build given as `native:<dir>`
+  for (const other of IMPLS.filter((i) => i.startsWith("native:"))) {
+    lines.push("")
+    lines.push(`## pusher-native ÷ ${LABEL[other]}`)
+    lines.push("")
+    lines.push("| Workload | ops/s × | CPU µs/op × | p50 × | p99 × |")
+    lines.push("|---|--:|--:|--:|--:|")
+    for (const w of ["W1", "W2", "W3", "W4", "W5", "W6"]) {
+      const a = get(w, "native")
+      const b = get(w, other)
+      if (!a || !b) continue
+      lines.push(
+        `| ${w} | ${fmtRatio(ratio(a.opsPerSec, b.opsPerSec))} | ${fmtRatio(ratio(a.cpuUsPerOp, b.cpuUsPerOp))} | ${fmtRatio(ratio(a.p50Ms, b.p50Ms))} | ${fmtRatio(ratio(a.p99Ms, b.p99Ms))} |`
+      )
+    }
+    const a7 = get("W7", "native")
+    const b7 = get("W7", other)
+    if (a7 && b7) lines.push(`| W7 cold ms | ${fmtRatio(ratio(a7.coldMs, b7.coldMs))} | | | |`)
   }
   lines.push("")
   return lines.join("\n")

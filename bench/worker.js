@@ -1,6 +1,6 @@
 "use strict"
 // One measurement in a fresh process: `node bench/worker.js '<json spec>'`.
-// Spec: { impl: "native" | "pusher" | "pusher-ka", workload: "W1".."W6" | "W8",
+// Spec: { impl: "native" | "native:<dir>" | "pusher" | "pusher-ka", workload: "W1".."W6" | "W8",
 //         port, n, warmup, maxMs }. Prints one JSON line on stdout.
 //
 // Started by bench/run.js (pinned with taskset); never a test.
@@ -14,6 +14,8 @@ const MASTER_KEY = Buffer.alloc(32, 7).toString("base64")
 
 function load(impl) {
   if (impl === "native") return require(path.resolve(__dirname, ".."))
+  // "native:<dir>": another build of pusher-native (before/after comparisons)
+  if (impl.startsWith("native:")) return require(path.resolve(impl.slice("native:".length)))
   return require("pusher")
 }
 

@@ -169,12 +169,34 @@ function transportFor(config, base, key) {
   }
   let client
   try {
-    client = new native.Client(options)
+    client = new native.Client(options, onReplies)
   } catch (e) {
     throw new Error(e.message)
   }
   transports.set(config, { client, key, secret: token.secret, base, timeoutMs, agent: config.agent })
   return client
+}
+
+// ---- replies: every native client hands its finished requests, in batches, to one
+// callback (a threadsafe function per client, not a promise per request) ----
+
+const waiting = new Map()
+let lastId = 0
+
+function onReplies(replies) {
+  for (let i = 0; i < replies.length; i++) {
+    const reply = replies[i]
+    const resolve = waiting.get(reply.id)
+    waiting.delete(reply.id)
+    resolve(reply)
+  }
+}
+
+/** Starts the request; the promise of its native reply. */
+function start(client, method, path, params, body, timestamp) {
+  const id = ++lastId
+  client.start(id, method, path, params, body, timestamp)
+  return new Promise((resolve) => waiting.set(id, resolve))
 }
 
 // ---- in-flight tracking for flush() ----
@@ -270,7 +292,7 @@ function send(config, method, options) {
     err.attempts = 0
     return Promise.reject(err)
   }
-  const reply = client.send(method, path, params, body === undefined ? null : body, timestamp)
+  const reply = start(client, method, path, params, body === undefined ? null : body, timestamp)
   // Diagnostics cost nothing (not even a clock read) when nobody subscribes.
   const startedAt = requestChannel.hasSubscribers ? performance.now() : -1
   const state = started(config)

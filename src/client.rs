@@ -3,7 +3,8 @@
 //! builds `RequestError`s with `pusher`'s exact shape.
 
 use bytes::Bytes;
-use napi::bindgen_prelude::{Buffer, PromiseRaw};
+use napi::bindgen_prelude::{Buffer, Function, PromiseRaw};
+use napi::threadsafe_function::ThreadsafeFunctionCallMode;
 use napi::{Env, Error, Result, Status};
 use napi_derive::napi;
 use pusher_core::error::FailureKind;
@@ -12,7 +13,8 @@ use pusher_core::signature::{signed_query, SigningInput};
 use pusher_core::transport::{self, Request, TransportOptions};
 use reqwest::header::HeaderValue;
 use reqwest::Method;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicPtr, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 #[napi(object)]
@@ -41,6 +43,8 @@ pub struct ClientOptions {
 /// `error*` fields say why.
 #[napi(object)]
 pub struct Reply {
+  /// The `id` given to `start` (0 from `send`).
+  pub id: f64,
   /// The URL as signed (what `pusher` reports in `RequestError.url`).
   pub url: String,
   pub status: u32,
@@ -79,6 +83,72 @@ struct Inner {
 #[napi]
 pub struct Client {
   inner: Arc<Inner>,
+  /// Present when the constructor got an `onReplies` callback (for `start`).
+  delivery: Option<Arc<Delivery>>,
+}
+
+/// Finished replies waiting for the `onReplies` callback (which runs on the JS thread).
+#[derive(Default)]
+struct Mailbox {
+  replies: Mutex<Vec<Reply>>,
+  /// Requests started and not yet handed to JS; touched on the JS thread only.
+  inflight: AtomicU32,
+  /// The threadsafe function, unreferenced when nothing is in flight.
+  raw: AtomicPtr<napi::sys::napi_threadsafe_function__>,
+}
+
+type Notifier = napi::threadsafe_function::ThreadsafeFunction<(), (), Vec<Reply>, Status, false, true>;
+
+/// Hands replies to JS in batches through one long-lived threadsafe function per
+/// client, instead of a promise and a threadsafe function per request (as an async
+/// napi method does). The function keeps the event loop alive only while requests are
+/// in flight, as those promises did.
+struct Delivery {
+  mailbox: Arc<Mailbox>,
+  notifier: Notifier,
+}
+
+impl Delivery {
+  fn new(on_replies: Function<Vec<Reply>, ()>) -> Result<Self> {
+    let mailbox = Arc::new(Mailbox::default());
+    let shared = Arc::clone(&mailbox);
+    let notifier: Notifier = on_replies
+      .build_threadsafe_function::<()>()
+      .callee_handled::<false>()
+      .weak::<true>()
+      .build_callback(move |ctx| {
+        let batch = std::mem::take(&mut *shared.replies.lock().unwrap_or_else(|p| p.into_inner()));
+        let n = batch.len() as u32;
+        if n > 0 && shared.inflight.fetch_sub(n, Ordering::Relaxed) == n {
+          // SAFETY: on the JS thread, during a call of this very threadsafe function.
+          unsafe { napi::sys::napi_unref_threadsafe_function(ctx.env.raw(), shared.raw.load(Ordering::Relaxed)) };
+        }
+        Ok(batch)
+      })?;
+    mailbox.raw.store(notifier.raw(), Ordering::Relaxed);
+    Ok(Self { mailbox, notifier })
+  }
+
+  /// On the JS thread, as a request starts.
+  fn started(&self, env: &Env) {
+    if self.mailbox.inflight.fetch_add(1, Ordering::Relaxed) == 0 {
+      // SAFETY: on the JS thread; the threadsafe function lives as long as `self`.
+      unsafe { napi::sys::napi_ref_threadsafe_function(env.raw(), self.notifier.raw()) };
+    }
+  }
+
+  async fn deliver(&self, reply: Reply) {
+    let first = {
+      let mut replies = self.mailbox.replies.lock().unwrap_or_else(|p| p.into_inner());
+      replies.push(reply);
+      replies.len() == 1
+    };
+    if first {
+      // Let the requests that finish in the same tick join the batch.
+      napi::tokio::task::yield_now().await;
+      self.notifier.call((), ThreadsafeFunctionCallMode::NonBlocking);
+    }
+  }
 }
 
 fn ms(value: f64) -> Option<Duration> {
@@ -121,7 +191,7 @@ fn kind_name(kind: FailureKind) -> &'static str {
 impl Client {
   /// Throws when `ca` holds no certificate or `proxy` is not a URL.
   #[napi(constructor, catch_unwind)]
-  pub fn new(options: ClientOptions) -> Result<Self> {
+  pub fn new(options: ClientOptions, on_replies: Option<Function<Vec<Reply>, ()>>) -> Result<Self> {
     let timeout = options.timeout_ms.and_then(ms);
     // With retries on, a hung connect must fail as a connect error (retryable for a
     // POST) before the request deadline; without them, the transport is `pusher`'s.
@@ -148,7 +218,8 @@ impl Client {
       library,
       http,
     };
-    Ok(Self { inner: Arc::new(inner) })
+    let delivery = on_replies.map(Delivery::new).transpose()?.map(Arc::new);
+    Ok(Self { inner: Arc::new(inner), delivery })
   }
 
   /// Signs and sends one request. `params` is `[key, value, key, value, …]`, already
@@ -165,6 +236,31 @@ impl Client {
   ) -> Result<PromiseRaw<'env, Reply>> {
     let inner = Arc::clone(&self.inner);
     env.spawn_future(async move { Ok(inner.send(method, path, params, body, timestamp).await) })
+  }
+
+  /// `send`, with the reply (carrying `id`) handed to the constructor's `onReplies`
+  /// callback, in one array with the others that finished at the same time.
+  #[napi]
+  #[allow(clippy::too_many_arguments)]
+  pub fn start(
+    &self,
+    env: &Env,
+    id: f64,
+    method: String,
+    path: String,
+    params: Option<Vec<String>>,
+    body: Option<String>,
+    timestamp: i64,
+  ) -> Result<()> {
+    let delivery = self.delivery.clone().ok_or_else(|| Error::new(Status::InvalidArg, "no onReplies callback"))?;
+    delivery.started(env);
+    let inner = Arc::clone(&self.inner);
+    napi::bindgen_prelude::spawn(async move {
+      let mut reply = inner.send(method, path, params, body, timestamp).await;
+      reply.id = id;
+      delivery.deliver(reply).await;
+    });
+    Ok(())
   }
 }
 
@@ -206,6 +302,7 @@ impl Inner {
       Err(e) => retry::is_retryable(idempotent, &Outcome::Failed(e)),
     };
     let mut reply = Reply {
+      id: 0.0,
       url: request.url,
       status: 0,
       status_text: None,

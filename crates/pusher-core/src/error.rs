@@ -143,7 +143,9 @@ fn io_cause(e: &io::Error, url: &str) -> Option<(FailureKind, &'static str, Stri
     TimedOut => "ETIMEDOUT",
     AddrNotAvailable => "EADDRNOTAVAIL",
     NotFound => "ENOTFOUND",
-    _ => return None,
+    // Otherwise the errno's own name (EMFILE, ENETUNREACH, …), as Node reports it;
+    // without this a socket that could not even be created read as a DNS failure.
+    _ => errno_name(e.raw_os_error()?)?,
   };
   let reason = match code {
     "ECONNRESET" => "socket hang up".to_string(),
@@ -165,4 +167,48 @@ fn tls_cause(e: &rustls::Error) -> (FailureKind, &'static str, String) {
     _ => "EPROTO",
   };
   (FailureKind::Tls, code, format!("TLS handshake failed: {e}"))
+}
+
+#[cfg(unix)]
+fn errno_name(errno: i32) -> Option<&'static str> {
+  Some(match errno {
+    libc::EMFILE => "EMFILE",
+    libc::ENFILE => "ENFILE",
+    libc::ENOBUFS => "ENOBUFS",
+    libc::ENOMEM => "ENOMEM",
+    libc::ENETUNREACH => "ENETUNREACH",
+    libc::ENETDOWN => "ENETDOWN",
+    libc::EHOSTUNREACH => "EHOSTUNREACH",
+    libc::EHOSTDOWN => "EHOSTDOWN",
+    libc::EADDRINUSE => "EADDRINUSE",
+    libc::EACCES => "EACCES",
+    libc::EPERM => "EPERM",
+    libc::EPROTO => "EPROTO",
+    _ => return None,
+  })
+}
+
+#[cfg(not(unix))]
+fn errno_name(_errno: i32) -> Option<&'static str> {
+  None
+}
+
+#[cfg(test)]
+mod tests {
+  use super::*;
+
+  #[cfg(unix)]
+  #[test]
+  fn os_errors_keep_their_errno_names() {
+    let url = "http://127.0.0.1:8080/apps/1/events";
+    let emfile = io::Error::from_raw_os_error(libc::EMFILE);
+    assert_eq!(io_cause(&emfile, url).unwrap().1, "EMFILE");
+    assert_eq!(io_cause(&emfile, url).unwrap().2, "connect EMFILE 127.0.0.1:8080");
+    let unreachable = io::Error::from_raw_os_error(libc::ENETUNREACH);
+    assert_eq!(io_cause(&unreachable, url).unwrap().1, "ENETUNREACH");
+    let refused = io::Error::from_raw_os_error(libc::ECONNREFUSED);
+    assert_eq!(io_cause(&refused, url).unwrap().1, "ECONNREFUSED");
+    // A message-only error (a failed DNS lookup) is left to the caller.
+    assert!(io_cause(&io::Error::other("failed to lookup address information"), url).is_none());
+  }
 }
