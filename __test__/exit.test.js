@@ -7,7 +7,7 @@ const test = require("node:test")
 const assert = require("node:assert/strict")
 const http = require("node:http")
 const path = require("node:path")
-const { spawn } = require("node:child_process")
+const { runNode } = require("./helpers")
 
 const ROOT = path.join(__dirname, "..")
 const RUNS = 50
@@ -15,39 +15,12 @@ const GROUP = 10
 // Generous bounds for a noisy 2-core box; the measured numbers are reported.
 const EXIT_BOUND_MS = 300
 
-/** Runs `code` in a child node process; resolves with { code, signal, stdout, stderr, wallMs }. */
-function runChild(code, args = [], timeoutMs = 15000) {
-  return new Promise((resolve, reject) => {
-    const started = performance.now()
-    const child = spawn(process.execPath, ["-e", code, ...args.map(String)], {
-      cwd: ROOT,
-      stdio: ["ignore", "pipe", "pipe"],
-    })
-    let stdout = ""
-    let stderr = ""
-    child.stdout.on("data", (c) => (stdout += c))
-    child.stderr.on("data", (c) => (stderr += c))
-    const timer = setTimeout(() => {
-      child.kill("SIGKILL")
-      reject(new Error(`child did not exit within ${timeoutMs} ms; stderr: ${stderr}`))
-    }, timeoutMs)
-    child.on("error", (e) => {
-      clearTimeout(timer)
-      reject(e)
-    })
-    child.on("exit", (exitCode, signal) => {
-      clearTimeout(timer)
-      resolve({ code: exitCode, signal, stdout, stderr, wallMs: performance.now() - started })
-    })
-  })
-}
-
 /** Runs `count` children, `GROUP` at a time. */
 async function runMany(count, makeArgs, code) {
   const results = []
   for (let start = 0; start < count; start += GROUP) {
     const group = []
-    for (let i = start; i < Math.min(count, start + GROUP); i++) group.push(runChild(code, makeArgs(i)))
+    for (let i = start; i < Math.min(count, start + GROUP); i++) group.push(runNode(code, { args: makeArgs(i) }))
     results.push(...(await Promise.all(group)))
   }
   return results
@@ -193,7 +166,7 @@ test("an idle pooled connection does not hold the process open", { timeout: 3000
         process.on("exit", () => process.stdout.write(String(performance.now() - done)))
       })()
     `
-    const result = await runChild(code, [server.port])
+    const result = await runNode(code, { args: [server.port] })
     assert.equal(result.code, 0, result.stderr)
     t.diagnostic(`exit ${Number(result.stdout).toFixed(2)} ms after the 5th sequential trigger settled`)
     assert.ok(Number(result.stdout) < EXIT_BOUND_MS)
@@ -212,7 +185,7 @@ test("an unawaited failing trigger is an unhandled rejection, as with upstream",
     const Pusher = require(${JSON.stringify(impl)})
     new Pusher({ appId: "1", key: "key", secret: "secret", host: "127.0.0.1", port: ${port} }).trigger("c", "e", {})
   `
-  const [upstream, native] = await Promise.all([runChild(code("pusher")), runChild(code(ROOT))])
+  const [upstream, native] = await Promise.all([runNode(code("pusher")), runNode(code(ROOT))])
   assert.equal(native.code, upstream.code)
   assert.equal(native.code, 1)
   for (const r of [upstream, native]) {

@@ -9,22 +9,9 @@ const http = require("node:http")
 const net = require("node:net")
 const path = require("node:path")
 const { spawn } = require("node:child_process")
-const { Pusher } = require("./helpers")
+const { Pusher, within, settled } = require("./helpers")
 
 const BIG = 50 * 1024 * 1024
-
-/** Rejects when `promise` has not settled within `ms`, so no test can hang. */
-function within(promise, ms, what = "request") {
-  let timer
-  return Promise.race([
-    promise,
-    new Promise((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`${what} did not settle within ${ms} ms`)), ms)
-    }),
-  ]).finally(() => clearTimeout(timer))
-}
-
-const settled = (promise) => promise.then((value) => ({ value }), (error) => ({ error }))
 
 /**
  * A TCP server on 127.0.0.1 that either drops connections on accept (`acceptClose`)

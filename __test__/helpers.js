@@ -5,7 +5,8 @@ const https = require("https")
 const fs = require("fs")
 const os = require("os")
 const path = require("path")
-const { execFileSync } = require("child_process")
+const net = require("net")
+const { execFileSync, spawn } = require("child_process")
 
 const Pusher = require("..")
 
@@ -91,4 +92,69 @@ function atTime(ms, fn) {
   }
 }
 
-module.exports = { Pusher, Upstream: require("pusher"), recordingServer, pusherFor, makeCerts, atTime }
+/** Rejects when `promise` has not settled within `ms`, so no test can hang. */
+function within(promise, ms, what = "operation") {
+  let timer
+  return Promise.race([
+    promise,
+    new Promise((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`${what} did not settle within ${ms} ms`)), ms)
+    }),
+  ]).finally(() => clearTimeout(timer))
+}
+
+/** Resolves with `{ value }` or `{ error }`, never rejects. */
+const settled = (promise) => promise.then((value) => ({ value }), (error) => ({ error }))
+
+/** A port on 127.0.0.1 where nothing listens. */
+async function closedPort() {
+  const server = net.createServer()
+  await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve))
+  const { port } = server.address()
+  await new Promise((resolve) => server.close(resolve))
+  return port
+}
+
+/**
+ * Runs `node -e code ...args` from the repository root; resolves with
+ * `{ code, signal, stdout, stderr, wallMs }`, or rejects (after SIGKILL) past `timeoutMs`.
+ */
+function runNode(code, { env = {}, args = [], timeoutMs = 15000 } = {}) {
+  return new Promise((resolve, reject) => {
+    const started = performance.now()
+    const child = spawn(process.execPath, ["-e", code, ...args.map(String)], {
+      cwd: path.join(__dirname, ".."),
+      env: { ...process.env, ...env },
+      stdio: ["ignore", "pipe", "pipe"],
+    })
+    let stdout = ""
+    let stderr = ""
+    child.stdout.on("data", (c) => (stdout += c))
+    child.stderr.on("data", (c) => (stderr += c))
+    const timer = setTimeout(() => {
+      child.kill("SIGKILL")
+      reject(new Error(`child did not exit within ${timeoutMs} ms; stderr: ${stderr}`))
+    }, timeoutMs)
+    child.on("error", (e) => {
+      clearTimeout(timer)
+      reject(e)
+    })
+    child.on("exit", (code, signal) => {
+      clearTimeout(timer)
+      resolve({ code, signal, stdout, stderr, wallMs: performance.now() - started })
+    })
+  })
+}
+
+module.exports = {
+  Pusher,
+  Upstream: require("pusher"),
+  recordingServer,
+  pusherFor,
+  makeCerts,
+  atTime,
+  within,
+  settled,
+  closedPort,
+  runNode,
+}

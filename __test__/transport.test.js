@@ -10,37 +10,13 @@ const http = require("node:http")
 const net = require("node:net")
 const path = require("node:path")
 const fs = require("node:fs")
-const { spawn } = require("node:child_process")
 const nacl = require("tweetnacl")
 const { HttpProxyAgent } = require("http-proxy-agent")
-const { Pusher, Upstream, recordingServer, pusherFor, makeCerts, atTime } = require("./helpers")
+const { Pusher, Upstream, recordingServer, pusherFor, makeCerts, atTime, within, settled, closedPort, runNode } = require("./helpers")
 
 const ROOT = path.join(__dirname, "..")
 const T = 1700000000123 // the frozen Date.now() of the differential tests
 const MASTER_KEY = Buffer.alloc(32, 7).toString("base64")
-
-/** Rejects when `promise` has not settled within `ms`, so no test can hang. */
-function within(promise, ms, what = "operation") {
-  let timer
-  return Promise.race([
-    promise,
-    new Promise((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`${what} did not settle within ${ms} ms`)), ms)
-    }),
-  ]).finally(() => clearTimeout(timer))
-}
-
-/** Resolves with the settled value or the rejection reason, never rejects. */
-const settled = (promise) => promise.then((value) => ({ value }), (error) => ({ error }))
-
-/** A port on 127.0.0.1 where nothing listens. */
-async function closedPort() {
-  const server = net.createServer()
-  await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve))
-  const { port } = server.address()
-  await new Promise((resolve) => server.close(resolve))
-  return port
-}
 
 /** A raw TCP server that hands each connection to `onConnection` once bytes arrive. */
 async function rawServer(onData) {
@@ -591,30 +567,6 @@ test("TLS: trusted through the `ca` option (string, Buffer or array)", { timeout
   }
 })
 
-/** Runs `code` in a child node process; resolves with { code, stdout, stderr }. */
-function runChild(code, { env = {}, timeoutMs = 10000, args = [] } = {}) {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ["-e", code, ...args], {
-      cwd: ROOT,
-      env: { ...process.env, ...env },
-      stdio: ["ignore", "pipe", "pipe"],
-    })
-    let stdout = ""
-    let stderr = ""
-    child.stdout.on("data", (c) => (stdout += c))
-    child.stderr.on("data", (c) => (stderr += c))
-    const timer = setTimeout(() => {
-      child.kill("SIGKILL")
-      reject(new Error(`child did not exit within ${timeoutMs} ms; stderr: ${stderr}`))
-    }, timeoutMs)
-    child.on("error", reject)
-    child.on("exit", (exitCode, signal) => {
-      clearTimeout(timer)
-      resolve({ code: exitCode, signal, stdout, stderr })
-    })
-  })
-}
-
 test("TLS: trusted through NODE_EXTRA_CA_CERTS (child process)", { timeout: 20000 }, async () => {
   const certs = makeCerts()
   const server = await recordingServer({ tls: { cert: certs.certPem, key: certs.keyPem } })
@@ -626,11 +578,11 @@ test("TLS: trusted through NODE_EXTRA_CA_CERTS (child process)", { timeout: 2000
         (r) => console.log(JSON.stringify({ status: r.status })),
         (e) => console.log(JSON.stringify({ code: e.error && e.error.code }))
       )`
-    const trusted = await runChild(code, { env: { NODE_EXTRA_CA_CERTS: certs.caPath } })
+    const trusted = await runNode(code, { env: { NODE_EXTRA_CA_CERTS: certs.caPath } })
     assert.equal(trusted.code, 0, trusted.stderr)
     assert.deepEqual(JSON.parse(trusted.stdout), { status: 200 })
     // Control: the same child without the variable is refused.
-    const untrusted = await runChild(code, { env: { NODE_EXTRA_CA_CERTS: "" } })
+    const untrusted = await runNode(code, { env: { NODE_EXTRA_CA_CERTS: "" } })
     assert.deepEqual(JSON.parse(untrusted.stdout), { code: "UNABLE_TO_VERIFY_LEAF_SIGNATURE" })
     assert.equal(server.requests.length, 1)
   } finally {
@@ -919,7 +871,7 @@ test("worker threads: 4 workers + main trigger concurrently, one terminated mid-
       server.closeAllConnections()
     })
   `
-  const result = await runChild(code, { timeoutMs: 25000 })
+  const result = await runNode(code, { timeoutMs: 25000 })
   assert.equal(result.signal, null, result.stderr)
   assert.equal(result.code, 0, result.stderr)
   const summary = JSON.parse(result.stdout.trim().split("\n").pop())
@@ -955,7 +907,7 @@ test("worker threads terminated repeatedly with requests in flight do not crash 
       server.closeAllConnections()
     })
   `
-  const result = await runChild(code, { timeoutMs: 25000 })
+  const result = await runNode(code, { timeoutMs: 25000 })
   assert.equal(result.signal, null, result.stderr)
   assert.equal(result.code, 0, result.stderr)
   assert.equal(result.stdout.trim(), "survived")
