@@ -2,7 +2,6 @@
 // A node-fetch v2 compatible Response over one native reply. Nothing is computed
 // until asked for: headers are parsed, the URL normalised and JSON decoded lazily.
 
-const { STATUS_CODES } = require("http")
 const Headers = require("./headers")
 
 const kReply = Symbol("reply")
@@ -30,7 +29,8 @@ class Response {
   }
   get statusText() {
     const reply = this[kReply]
-    return reply.statusText != null ? reply.statusText : STATUS_CODES[reply.status] || ""
+    // `http` only when needed: loading it costs ~2 ms of cold start.
+    return reply.statusText != null ? reply.statusText : require("http").STATUS_CODES[reply.status] || ""
   }
   get ok() {
     const status = this[kReply].status
