@@ -298,3 +298,63 @@ describe("webhook signatures", () => {
     assert.equal(p.webhook(request(good, body + " ")).isValid(), false)
   })
 })
+
+describe("no header or request-line injection", () => {
+  const net = require("net")
+  const EVIL = "x\r\nX-Evil: 1\r\n\r\nGET /smuggled HTTP/1.1"
+
+  /** A raw server that keeps each connection's bytes and answers 200 `{}`. */
+  async function rawServer() {
+    const heads = []
+    const server = net.createServer((socket) => {
+      let data = ""
+      socket.on("data", (chunk) => {
+        data += chunk.toString("latin1")
+        const end = data.indexOf("\r\n\r\n")
+        if (end < 0) return
+        const length = Number((/\r\ncontent-length: *(\d+)/i.exec(data) || [0, 0])[1])
+        if (data.length < end + 4 + length) return
+        heads.push(data.slice(0, end))
+        data = ""
+        socket.write("HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}")
+      })
+      socket.on("error", () => {})
+    })
+    await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve))
+    return { heads, port: server.address().port, close: () => new Promise((r) => server.close(r)) }
+  }
+
+  test("CR/LF in paths, params, user ids and event names never reach the request head", async () => {
+    const server = await rawServer()
+    const p = new Pusher({ appId: "1", key: "key", secret: SECRET, host: "127.0.0.1", port: server.port })
+    try {
+      const calls = [
+        () => p.get({ path: "/channels/" + EVIL }),
+        () => p.get({ path: "/channels", params: { info: EVIL } }),
+        () => p.get({ path: "/channels", params: { [EVIL]: "v" } }),
+        () => p.post({ path: "/events" + EVIL, body: { name: "e", channels: ["c"], data: "{}" } }),
+        () => p.terminateUserConnections(EVIL),
+        () => p.sendToUser(EVIL, "e", "d"),
+        () => p.trigger("c", EVIL, "d"),
+        () => p.trigger("c", "e", EVIL, { socket_id: "1.1", info: EVIL }),
+      ]
+      for (const call of calls) {
+        // Either an Error (sync or async) or a request whose head is intact.
+        try {
+          await call()
+        } catch (e) {
+          assert.ok(e instanceof Error)
+        }
+      }
+      assert.ok(server.heads.length >= calls.length - 2, `only ${server.heads.length} requests arrived`)
+      for (const head of server.heads) {
+        const lines = head.split("\r\n")
+        assert.match(lines[0], /^(GET|POST) \S+ HTTP\/1\.1$/, lines[0])
+        assert.ok(!lines.some((l) => /^x-evil/i.test(l)), head)
+        assert.ok(!head.includes("/smuggled HTTP"), head)
+      }
+    } finally {
+      await server.close()
+    }
+  })
+})
