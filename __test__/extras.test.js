@@ -9,25 +9,20 @@ const net = require("node:net")
 const { spawn } = require("node:child_process")
 const diagnostics = require("node:diagnostics_channel")
 const nacl = require("tweetnacl")
-const { Pusher, Upstream, recordingServer, pusherFor, makeCerts } = require("./helpers")
+const helpers = require("./helpers")
+const { Pusher, Upstream, recordingServer, pusherFor, makeCerts } = helpers
 
 const FAST_RETRY = { attempts: 3, minDelayMs: 1, maxDelayMs: 20 }
 
-/** Rejects if `promise` has not settled within `ms` (every wait here is bounded). */
-function within(ms, promise) {
-  let timer
-  const limit = new Promise((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`not settled within ${ms} ms`)), ms)
-  })
-  return Promise.race([promise, limit]).finally(() => clearTimeout(timer))
-}
+/** `within` with the arguments the other way round (every wait here is bounded). */
+const within = (ms, promise) => helpers.within(promise, ms)
 
 /** Resolves to the rejection reason, failing if `promise` resolves. */
 async function rejection(promise, ms = 5000) {
   try {
     await within(ms, promise)
   } catch (e) {
-    if (/^not settled within/.test(e.message)) throw e
+    if (/did not settle within/.test(e.message)) throw e
     return e
   }
   assert.fail("expected a rejection")
