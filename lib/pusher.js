@@ -210,7 +210,7 @@ function encrypt(pusher, channel, data) {
   const json = JSON.stringify(data)
   // tweetnacl-util's decodeUTF8 (0.15.1) throws this for undefined, a function or a Symbol.
   if (typeof json !== "string") throw new TypeError("expected string")
-  return native.encryptForChannel(channel, Buffer.from(key), json)
+  return native.encryptForChannel(channel, Buffer.isBuffer(key) ? key : Buffer.from(key), json)
 }
 
 function triggerEvent(pusher, channels, event, data, params) {

@@ -281,9 +281,16 @@ function send(config, method, options) {
   // Upstream's order: the base URL, then the query (params read and checked, values
   // stringified in sorted order), then signing (the secret), then the timer.
   const base = config.getBaseURL()
-  const entries = ordered(withParams([["auth_key", config.token.key]], options.params))
-  const params = flatParams(entries)
-  const client = transportFor(config, base, entries.find((e) => e[0] === "auth_key")[1])
+  let params = null
+  let key
+  if (options.params) {
+    const entries = ordered(withParams([["auth_key", config.token.key]], options.params))
+    params = flatParams(entries)
+    key = entries.find((e) => e[0] === "auth_key")[1]
+  } else {
+    key = "" + config.token.key // the common case: nothing to sort or check
+  }
+  const client = transportFor(config, base, key)
   const timestamp = timestampNow()
   if (method === "GET" && body !== undefined) {
     const url = config.getBaseURL() + path + "?" + signedQuery(config.token, method, path, params, body, timestamp)
