@@ -11,15 +11,12 @@ export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-was
 
 export declare class Client {
   /** Throws when `ca` holds no certificate or `proxy` is not a URL. */
-  constructor(options: ClientOptions, onReplies?: ((arg: Array<Reply>) => void) | undefined | null)
+  constructor(options: ClientOptions, onReplies: (arg: Array<Reply>) => void)
   /**
    * Signs and sends one request. `params` is `[key, value, key, value, …]`, already
    * stringified and checked against the reserved names; `path` includes `/apps/<id>`.
-   */
-  send(method: string, path: string, params: Array<string> | undefined | null, body: string | undefined | null, timestamp: number): Promise<Reply>
-  /**
-   * `send`, with the reply (carrying `id`) handed to the constructor's `onReplies`
-   * callback, in one array with the others that finished at the same time.
+   * The reply (carrying `id`) goes to the constructor's `onReplies` callback, in one
+   * array with the others that finished at the same time.
    */
   start(id: number, method: string, path: string, params: Array<string> | undefined | null, body: string | undefined | null, timestamp: number): void
 }
@@ -79,7 +76,7 @@ export declare function md5Hex(data: Bytes): string
  * `error*` fields say why.
  */
 export interface Reply {
-  /** The `id` given to `start` (0 from `send`). */
+  /** The `id` given to `start`. */
   id: number
   /** The URL as signed (what `pusher` reports in `RequestError.url`). */
   url: string

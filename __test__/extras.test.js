@@ -28,15 +28,6 @@ async function rejection(promise, ms = 5000) {
   assert.fail("expected a rejection")
 }
 
-/** A port nothing listens on. */
-async function refusedPort() {
-  const server = net.createServer()
-  await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve))
-  const { port } = server.address()
-  await new Promise((resolve) => server.close(resolve))
-  return port
-}
-
 /**
  * A port whose connects hang (Linux): a child process listens with a tiny backlog and
  * then blocks its event loop, so nothing is accepted; once fillers fill the accept
@@ -164,7 +155,7 @@ describe("retry", () => {
   })
 
   test("a POST to a refused port is retried `attempts` times", async () => {
-    const port = await refusedPort()
+    const port = await helpers.closedPort()
     const pusher = new Pusher({ appId: "1", key: "k", secret: "s", host: "127.0.0.1", port, retry: { ...FAST_RETRY, attempts: 4 } })
     const err = await rejection(pusher.trigger("c", "e", {}))
     assert.equal(err.attempts, 4)
@@ -299,7 +290,7 @@ describe("retry", () => {
   })
 
   test("without the option: one attempt, as upstream", async () => {
-    const port = await refusedPort()
+    const port = await helpers.closedPort()
     const options = { appId: "1", key: "k", secret: "s", host: "127.0.0.1", port }
     const ours = await rejection(new Pusher(options).trigger("c", "e", {}))
     const theirs = await rejection(new Upstream(options).trigger("c", "e", {}))
@@ -354,7 +345,7 @@ describe("error codes", () => {
     } finally {
       await slow.close()
     }
-    const port = await refusedPort()
+    const port = await helpers.closedPort()
     const refused = await rejection(new Pusher({ appId: 1, key: "k", secret: "s", host: "127.0.0.1", port }).trigger("c", "e", 1))
     assert.deepEqual([refused.code, refused.error.code, refused.retryable], ["PUSHER_NETWORK", "ECONNREFUSED", true])
     const reset = await recordingServer({ handler: (req) => req.socket.destroy() })
@@ -775,7 +766,7 @@ describe("diagnostics_channel", () => {
       assert.deepEqual([bad.method, bad.path, bad.status, bad.attempts], ["GET", "/apps/1/bad", 400, 1])
       assert.equal(bad.error, failure, "the very error the caller gets")
 
-      const port = await refusedPort()
+      const port = await helpers.closedPort()
       const refused = new Pusher({ appId: 1, key: "k", secret: "s", host: "127.0.0.1", port, retry: FAST_RETRY })
       const [net] = await published(() => rejection(refused.trigger("c", "e", 1)))
       assert.deepEqual([net.status, net.attempts, net.error.code], [0, 3, "PUSHER_NETWORK"])

@@ -3,7 +3,7 @@
 //! builds `RequestError`s with `pusher`'s exact shape.
 
 use bytes::Bytes;
-use napi::bindgen_prelude::{Buffer, Function, PromiseRaw};
+use napi::bindgen_prelude::{Buffer, Function};
 use napi::threadsafe_function::ThreadsafeFunctionCallMode;
 use napi::{Env, Error, Result, Status};
 use napi_derive::napi;
@@ -43,7 +43,7 @@ pub struct ClientOptions {
 /// `error*` fields say why.
 #[napi(object)]
 pub struct Reply {
-  /// The `id` given to `start` (0 from `send`).
+  /// The `id` given to `start`.
   pub id: f64,
   /// The URL as signed (what `pusher` reports in `RequestError.url`).
   pub url: String,
@@ -83,8 +83,7 @@ struct Inner {
 #[napi]
 pub struct Client {
   inner: Arc<Inner>,
-  /// Present when the constructor got an `onReplies` callback (for `start`).
-  delivery: Option<Arc<Delivery>>,
+  delivery: Arc<Delivery>,
 }
 
 /// Finished replies waiting for the `onReplies` callback (which runs on the JS thread).
@@ -191,7 +190,7 @@ fn kind_name(kind: FailureKind) -> &'static str {
 impl Client {
   /// Throws when `ca` holds no certificate or `proxy` is not a URL.
   #[napi(constructor, catch_unwind)]
-  pub fn new(options: ClientOptions, on_replies: Option<Function<Vec<Reply>, ()>>) -> Result<Self> {
+  pub fn new(options: ClientOptions, on_replies: Function<Vec<Reply>, ()>) -> Result<Self> {
     let timeout = options.timeout_ms.and_then(ms);
     // With retries on, a hung connect must fail as a connect error (retryable for a
     // POST) before the request deadline; without them, the transport is `pusher`'s.
@@ -218,28 +217,14 @@ impl Client {
       library,
       http,
     };
-    let delivery = on_replies.map(Delivery::new).transpose()?.map(Arc::new);
+    let delivery = Arc::new(Delivery::new(on_replies)?);
     Ok(Self { inner: Arc::new(inner), delivery })
   }
 
   /// Signs and sends one request. `params` is `[key, value, key, value, …]`, already
   /// stringified and checked against the reserved names; `path` includes `/apps/<id>`.
-  #[napi(ts_return_type = "Promise<Reply>")]
-  pub fn send<'env>(
-    &self,
-    env: &'env Env,
-    method: String,
-    path: String,
-    params: Option<Vec<String>>,
-    body: Option<String>,
-    timestamp: i64,
-  ) -> Result<PromiseRaw<'env, Reply>> {
-    let inner = Arc::clone(&self.inner);
-    env.spawn_future(async move { Ok(inner.send(method, path, params, body, timestamp).await) })
-  }
-
-  /// `send`, with the reply (carrying `id`) handed to the constructor's `onReplies`
-  /// callback, in one array with the others that finished at the same time.
+  /// The reply (carrying `id`) goes to the constructor's `onReplies` callback, in one
+  /// array with the others that finished at the same time.
   #[napi]
   #[allow(clippy::too_many_arguments)]
   pub fn start(
@@ -252,7 +237,7 @@ impl Client {
     body: Option<String>,
     timestamp: i64,
   ) -> Result<()> {
-    let delivery = self.delivery.clone().ok_or_else(|| Error::new(Status::InvalidArg, "no onReplies callback"))?;
+    let delivery = Arc::clone(&self.delivery);
     delivery.started(env);
     let inner = Arc::clone(&self.inner);
     napi::bindgen_prelude::spawn(async move {

@@ -37,7 +37,7 @@ impl std::error::Error for MasterKeyError {}
 /// empty string allowed.
 fn is_padded_base64(s: &str) -> bool {
   let b = s.as_bytes();
-  if b.len() % 4 != 0 {
+  if !b.len().is_multiple_of(4) {
     return false;
   }
   let alphabet = |c: u8| c.is_ascii_alphanumeric() || c == b'+' || c == b'/';
