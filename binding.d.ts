@@ -40,6 +40,8 @@ export interface ClientOptions {
   /** The `x-pusher-library` header value. */
   library: string
   retry?: RetryOptions
+  /** Whether plain-HTTP requests may run on this thread's event loop (the main thread). */
+  eventLoop?: boolean
 }
 
 /** Opens an encrypted event's data; `null` when it is malformed or forged. */

@@ -138,6 +138,20 @@ function retryOf(retry) {
   }
 }
 
+// Plain-HTTP requests run on Node's own event loop (libuv) on the main thread;
+// PUSHER_NATIVE_TRANSPORT=tokio sends everything through the tokio transport instead.
+let eventLoop
+function eventLoopAllowed() {
+  if (eventLoop === undefined) {
+    eventLoop =
+      process.env.PUSHER_NATIVE_TRANSPORT !== "tokio" &&
+      typeof process.versions.uv === "string" &&
+      process.versions.bun === undefined &&
+      require("worker_threads").isMainThread
+  }
+  return eventLoop
+}
+
 /**
  * The native client for `config`. `base` is `config.getBaseURL()` and `key` the
  * stringified app key, both already computed in upstream's order by the caller; the
@@ -168,6 +182,7 @@ function transportFor(config, base, key) {
     ca: caOf(extras.ca),
     library: libraryName(),
     retry: retryOf(extras.retry),
+    eventLoop: eventLoopAllowed(),
   }
   let client
   try {

@@ -5,7 +5,7 @@
 use bytes::Bytes;
 use napi::bindgen_prelude::{Buffer, Function};
 use napi::threadsafe_function::ThreadsafeFunctionCallMode;
-use napi::{Env, Error, Result, Status};
+use napi::{Env, Error, JsValue, Result, Status};
 use napi_derive::napi;
 use pusher_core::error::FailureKind;
 use pusher_core::retry::{self, Outcome, RetryPolicy};
@@ -37,6 +37,8 @@ pub struct ClientOptions {
   /// The `x-pusher-library` header value.
   pub library: String,
   pub retry: Option<RetryOptions>,
+  /// Whether plain-HTTP requests may run on this thread's event loop (the main thread).
+  pub event_loop: Option<bool>,
 }
 
 /// The outcome of one request. `status` is 0 when no response arrived; then the
@@ -84,6 +86,41 @@ struct Inner {
 pub struct Client {
   inner: Arc<Inner>,
   delivery: Arc<Delivery>,
+  #[cfg(unix)]
+  route: Option<std::rc::Rc<crate::event_loop::Route>>,
+}
+
+/// Sends a request the event loop cannot carry (a redirect to https) on tokio.
+pub struct Handoff {
+  inner: Arc<Inner>,
+  delivery: Arc<Delivery>,
+}
+
+impl Handoff {
+  /// `signed_url` is what the reply reports; `url` where the request goes now.
+  pub fn send(&self, env: napi::sys::napi_env, id: f64, signed_url: String, method: &str, url: String, body: Option<Vec<u8>>) {
+    // SAFETY: called on the JS thread with its env.
+    let env = Env::from_raw(env);
+    self.delivery.started(&env);
+    let (inner, delivery) = (Arc::clone(&self.inner), Arc::clone(&self.delivery));
+    let idempotent = method == "GET";
+    let request = Request {
+      method: if idempotent { Method::GET } else { Method::POST },
+      url: url.clone(),
+      body: body.map(Bytes::from),
+      timeout: inner.timeout,
+      library: inner.library.clone(),
+    };
+    napi::bindgen_prelude::spawn(async move {
+      let (mut result, attempts) = transport::send_with_retry(&inner.http, &request, inner.retry.as_ref()).await;
+      if let Ok(r) = &mut result {
+        r.final_url.get_or_insert(url);
+      }
+      let mut reply = reply_of(signed_url, result, attempts, idempotent);
+      reply.id = id;
+      delivery.deliver(reply).await;
+    });
+  }
 }
 
 /// Finished replies waiting for the `onReplies` callback (which runs on the JS thread).
@@ -190,7 +227,7 @@ fn kind_name(kind: FailureKind) -> &'static str {
 impl Client {
   /// Throws when `ca` holds no certificate or `proxy` is not a URL.
   #[napi(constructor, catch_unwind)]
-  pub fn new(options: ClientOptions, on_replies: Function<Vec<Reply>, ()>) -> Result<Self> {
+  pub fn new(env: Env, options: ClientOptions, on_replies: Function<Vec<Reply>, ()>) -> Result<Self> {
     let timeout = options.timeout_ms.and_then(ms);
     // With retries on, a hung connect must fail as a connect error (retryable for a
     // POST) before the request deadline; without them, the transport is `pusher`'s.
@@ -208,6 +245,7 @@ impl Client {
       min_delay: delay_ms(r.min_delay_ms, Duration::from_millis(100)),
       max_delay: delay_ms(r.max_delay_ms, Duration::from_secs(5)),
     });
+    let event_loop = options.event_loop == Some(true) && transport.proxy.is_none() && retry.is_none();
     let inner = Inner {
       base_url: options.base_url,
       key: options.key,
@@ -217,8 +255,28 @@ impl Client {
       library,
       http,
     };
+    let on_replies_value = on_replies.raw();
     let delivery = Arc::new(Delivery::new(on_replies)?);
-    Ok(Self { inner: Arc::new(inner), delivery })
+    let inner = Arc::new(inner);
+    #[cfg(unix)]
+    let route = event_loop
+      .then(|| {
+        let handoff = Handoff { inner: Arc::clone(&inner), delivery: Arc::clone(&delivery) };
+        // SAFETY: the constructor runs on the JS thread; `on_replies` is a live function.
+        unsafe {
+          crate::event_loop::Route::new(env.raw(), on_replies_value, &inner.base_url, inner.timeout, library_str(&inner.library), handoff)
+        }
+      })
+      .flatten()
+      .map(std::rc::Rc::new);
+    #[cfg(not(unix))]
+    let _ = (event_loop, env, on_replies_value);
+    Ok(Self {
+      inner,
+      delivery,
+      #[cfg(unix)]
+      route,
+    })
   }
 
   /// Signs and sends one request. `params` is `[key, value, key, value, …]`, already
@@ -237,6 +295,13 @@ impl Client {
     body: Option<String>,
     timestamp: i64,
   ) -> Result<()> {
+    #[cfg(unix)]
+    if let Some(route) = &self.route {
+      let url = self.inner.signed_url(&method, &path, params, body.as_deref(), timestamp);
+      let method = if method == "GET" { "GET" } else { "POST" };
+      crate::event_loop::start(route, id, method, url, body.map(String::into_bytes));
+      return Ok(());
+    }
     let delivery = Arc::clone(&self.delivery);
     delivery.started(env);
     let inner = Arc::clone(&self.inner);
@@ -249,7 +314,27 @@ impl Client {
   }
 }
 
+fn library_str(value: &HeaderValue) -> &str {
+  value.to_str().unwrap_or("pusher-native")
+}
+
 impl Inner {
+  /// `base_url + path + "?" + signed query`.
+  fn signed_url(&self, method: &str, path: &str, params: Option<Vec<String>>, body: Option<&str>, timestamp: i64) -> String {
+    let params = pairs(params);
+    let query = signed_query(
+      &SigningInput {
+        method,
+        path,
+        key: &self.key,
+        timestamp,
+        body: body.map(str::as_bytes),
+        params: &params,
+      },
+      &self.secret,
+    );
+    format!("{}{}?{}", self.base_url, path, query)
+  }
 
   async fn send(
     &self,
@@ -259,19 +344,7 @@ impl Inner {
     body: Option<String>,
     timestamp: i64,
   ) -> Reply {
-    let params = pairs(params);
-    let query = signed_query(
-      &SigningInput {
-        method: &method,
-        path: &path,
-        key: &self.key,
-        timestamp,
-        body: body.as_deref().map(str::as_bytes),
-        params: &params,
-      },
-      &self.secret,
-    );
-    let url = format!("{}{}?{}", self.base_url, path, query);
+    let url = self.signed_url(&method, &path, params, body.as_deref(), timestamp);
     let request = Request {
       method: if method == "GET" { Method::GET } else { Method::POST },
       url,
@@ -280,46 +353,55 @@ impl Inner {
       library: self.library.clone(),
     };
     let (result, attempts) = transport::send_with_retry(&self.http, &request, self.retry.as_ref()).await;
-    let idempotent = request.method == Method::GET;
-    let retryable = match &result {
-      Ok(r) if r.status < 400 => false,
-      Ok(r) => retry::is_retryable(idempotent, &Outcome::Status { status: r.status, retry_after: r.retry_after.as_deref() }),
-      Err(e) => retry::is_retryable(idempotent, &Outcome::Failed(e)),
-    };
-    let mut reply = Reply {
-      id: 0.0,
-      url: request.url,
-      status: 0,
-      status_text: None,
-      final_url: None,
-      headers: None,
-      text: None,
-      bytes: None,
-      attempts,
-      retryable,
-      error_kind: None,
-      error_code: None,
-      error_message: None,
-    };
-    match result {
-      Ok(r) => {
-        reply.status = r.status.into();
-        reply.status_text = Some(r.status_text);
-        reply.final_url = r.final_url;
-        reply.headers = Some(r.headers);
-        match String::from_utf8(r.body) {
-          Ok(text) => reply.text = Some(text),
-          Err(e) => reply.bytes = Some(e.into_bytes().into()),
-        }
-      }
-      Err(e) => {
-        reply.error_kind = Some(kind_name(e.kind).into());
-        reply.error_code = Some(e.code.into());
-        reply.error_message = Some(e.message);
+    reply_of(request.url, result, attempts, request.method == Method::GET)
+  }
+}
+
+/// The JS-facing reply for the request to `url` (as signed).
+pub fn reply_of(
+  url: String,
+  result: std::result::Result<transport::Reply, pusher_core::error::TransportError>,
+  attempts: u32,
+  idempotent: bool,
+) -> Reply {
+  let retryable = match &result {
+    Ok(r) if r.status < 400 => false,
+    Ok(r) => retry::is_retryable(idempotent, &Outcome::Status { status: r.status, retry_after: r.retry_after.as_deref() }),
+    Err(e) => retry::is_retryable(idempotent, &Outcome::Failed(e)),
+  };
+  let mut reply = Reply {
+    id: 0.0,
+    url,
+    status: 0,
+    status_text: None,
+    final_url: None,
+    headers: None,
+    text: None,
+    bytes: None,
+    attempts,
+    retryable,
+    error_kind: None,
+    error_code: None,
+    error_message: None,
+  };
+  match result {
+    Ok(r) => {
+      reply.status = r.status.into();
+      reply.status_text = Some(r.status_text);
+      reply.final_url = r.final_url;
+      reply.headers = Some(r.headers);
+      match String::from_utf8(r.body) {
+        Ok(text) => reply.text = Some(text),
+        Err(e) => reply.bytes = Some(e.into_bytes().into()),
       }
     }
-    reply
+    Err(e) => {
+      reply.error_kind = Some(kind_name(e.kind).into());
+      reply.error_code = Some(e.code.into());
+      reply.error_message = Some(e.message);
+    }
   }
+  reply
 }
 
 /// The signed query string of `createSignedQueryString`, for any method and path.

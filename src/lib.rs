@@ -5,5 +5,9 @@
 // `pub` keeps the #[napi] items reachable (and warning-free) under `cargo test`.
 pub mod client;
 pub mod crypto;
+#[cfg(unix)]
+pub mod event_loop;
 pub mod keys;
 pub mod limits;
+#[cfg(unix)]
+pub mod uv;

@@ -51,6 +51,41 @@ impl TransportError {
     Self { kind: FailureKind::Config, code: "ERR_INVALID_ARG_VALUE", message, before_send: true }
   }
 
+  /// A socket-level failure named by its OS code (`ECONNREFUSED`, `EMFILE`, …), with
+  /// the reason Node gives: `socket hang up` for a reset, `connect <code> host:port`.
+  pub fn os(code: &'static str, url: &str, before_send: bool) -> Self {
+    let reason = match code {
+      "ECONNRESET" => "socket hang up".to_string(),
+      _ => format!("connect {code} {}", host_port(url)),
+    };
+    Self { kind: FailureKind::Network, code, message: format!("request to {url} failed, reason: {reason}"), before_send }
+  }
+
+  /// A name that did not resolve.
+  pub fn not_found(url: &str, host: &str) -> Self {
+    Self {
+      kind: FailureKind::Network,
+      code: "ENOTFOUND",
+      message: format!("request to {url} failed, reason: getaddrinfo ENOTFOUND {host}"),
+      before_send: true,
+    }
+  }
+
+  /// The whole-request deadline passed.
+  pub fn timeout(url: &str, timeout_ms: Option<u64>) -> Self {
+    let after = timeout_ms.map(|ms| format!(" after {ms} ms")).unwrap_or_default();
+    Self { kind: FailureKind::Timeout, code: "ETIMEDOUT", message: format!("request to {url} timed out{after}"), before_send: false }
+  }
+
+  pub fn too_many_redirects(url: &str) -> Self {
+    Self {
+      kind: FailureKind::Redirect,
+      code: "ERR_TOO_MANY_REDIRECTS",
+      message: format!("maximum redirect reached at: {url}"),
+      before_send: false,
+    }
+  }
+
   /// Classifies a reqwest failure for the request to `url`.
   pub fn from_reqwest(err: &reqwest::Error, url: &str, timeout_ms: Option<u64>) -> Self {
     let connecting = err.is_connect();
@@ -65,21 +100,10 @@ impl TransportError {
       };
     }
     if err.is_timeout() {
-      let after = timeout_ms.map(|ms| format!(" after {ms} ms")).unwrap_or_default();
-      return Self {
-        kind: FailureKind::Timeout,
-        code: "ETIMEDOUT",
-        message: format!("request to {url} timed out{after}"),
-        before_send: false,
-      };
+      return Self::timeout(url, timeout_ms);
     }
     if err.is_redirect() {
-      return Self {
-        kind: FailureKind::Redirect,
-        code: "ERR_TOO_MANY_REDIRECTS",
-        message: format!("maximum redirect reached at: {url}"),
-        before_send: false,
-      };
+      return Self::too_many_redirects(url);
     }
     let (kind, code, reason) = root_cause(err, url);
     Self {

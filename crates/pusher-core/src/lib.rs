@@ -6,6 +6,7 @@
 
 pub mod config;
 pub mod encryption;
+pub mod http1;
 pub mod error;
 pub mod retry;
 pub mod signature;
