@@ -127,6 +127,7 @@ type Shared = Rc<RefCell<Exchange>>;
 
 struct Conn {
   tcp: *mut Handle,
+  loop_: *mut uv::Loop,
   origin: Rc<Origin>,
   exchange: Option<Shared>,
   reader: ResponseReader,
@@ -152,6 +153,8 @@ thread_local! {
   static DEFER_TIMER: Cell<*mut Handle> = const { Cell::new(std::ptr::null_mut()) };
   static IN_START: Cell<bool> = const { Cell::new(false) };
   static READ_BUF: RefCell<Vec<u8>> = RefCell::new(vec![0; READ_CHUNK]);
+  /// Closes connections idle for longer than `POOL_IDLE`; runs only while some are idle.
+  static SWEEP_TIMER: Cell<*mut Handle> = const { Cell::new(std::ptr::null_mut()) };
 }
 
 /// Starts one request. `url` is the signed URL (`base_url` + target).
@@ -265,6 +268,51 @@ fn checkin(uv: &Uv, conn: *mut Conn) {
     (*conn).idle_since = Instant::now();
     (uv.unref)((*conn).tcp);
     POOL.with(|p| p.borrow_mut().entry(origin).or_default().idle.push(conn));
+    start_sweep(uv, (*conn).loop_);
+  }
+}
+
+const SWEEP_EVERY_MS: u64 = 1000;
+
+fn start_sweep(uv: &Uv, loop_: *mut uv::Loop) {
+  let mut timer = SWEEP_TIMER.with(Cell::get);
+  // SAFETY: one timer per thread, never closed; unreferenced, so it never holds the
+  // process open.
+  unsafe {
+    if timer.is_null() {
+      timer = Block::new((uv.handle_size)(uv::UV_TIMER)).into_raw();
+      (uv.timer_init)(loop_, timer);
+      (uv.unref)(timer);
+      SWEEP_TIMER.with(|t| t.set(timer));
+    } else if (uv.is_active)(timer) != 0 {
+      return;
+    }
+    (uv.timer_start)(timer, on_sweep, SWEEP_EVERY_MS, SWEEP_EVERY_MS);
+  }
+}
+
+unsafe extern "C" fn on_sweep(timer: *mut Handle) {
+  let uv = uv::get().expect("libuv");
+  let (stale, remaining) = POOL.with(|p| {
+    let mut stale = Vec::new();
+    let mut remaining = 0;
+    for state in p.borrow_mut().values_mut() {
+      state.idle.retain(|&conn| {
+        let keep = (*conn).idle_since.elapsed() < POOL_IDLE;
+        if !keep {
+          stale.push(conn);
+        }
+        keep
+      });
+      remaining += state.idle.len();
+    }
+    (stale, remaining)
+  });
+  for conn in stale {
+    close_conn(uv, conn);
+  }
+  if remaining == 0 {
+    (uv.timer_stop)(timer);
   }
 }
 
@@ -365,6 +413,7 @@ fn open(exchange: &Shared, origin: Rc<Origin>, mut addrs: Vec<SocketAddr>, reque
     (uv.tcp_init)(route.loop_, tcp);
     let conn = Box::into_raw(Box::new(Conn {
       tcp,
+      loop_: route.loop_,
       origin,
       exchange: Some(Rc::clone(exchange)),
       reader: ResponseReader::default(),
@@ -751,6 +800,8 @@ fn deliver(route: &Route, replies: Vec<Reply>) {
 
 // ---- addresses ----
 
+// Other platforms' sockaddr types have more fields (sin6_len): the update is needed there.
+#[allow(clippy::needless_update)]
 fn std_to_sockaddr(addr: SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
   // SAFETY: sockaddr_storage is plain data, large enough for either family.
   let mut storage: libc::sockaddr_storage = unsafe { std::mem::zeroed() };

@@ -43,6 +43,7 @@ pub struct Uv {
   pub write: unsafe extern "C" fn(*mut Req, *mut Handle, *const Buf, c_uint, StatusCb) -> c_int,
   pub close: unsafe extern "C" fn(*mut Handle, Option<CloseCb>),
   pub is_closing: unsafe extern "C" fn(*const Handle) -> c_int,
+  pub is_active: unsafe extern "C" fn(*const Handle) -> c_int,
   pub ref_: unsafe extern "C" fn(*mut Handle),
   pub unref: unsafe extern "C" fn(*mut Handle),
   pub timer_init: unsafe extern "C" fn(*mut Loop, *mut Handle) -> c_int,
@@ -71,6 +72,8 @@ macro_rules! lookup {
   }};
 }
 
+// Each symbol's type is the field it is assigned to.
+#[allow(clippy::missing_transmute_annotations)]
 fn load() -> Option<Uv> {
   Some(Uv {
     handle_size: lookup!("uv_handle_size"),
@@ -83,6 +86,7 @@ fn load() -> Option<Uv> {
     write: lookup!("uv_write"),
     close: lookup!("uv_close"),
     is_closing: lookup!("uv_is_closing"),
+    is_active: lookup!("uv_is_active"),
     ref_: lookup!("uv_ref"),
     unref: lookup!("uv_unref"),
     timer_init: lookup!("uv_timer_init"),
