@@ -10,8 +10,12 @@
 export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-wasip1'
 
 export declare class Client {
-  /** Throws when `ca` holds no certificate or `proxy` is not a URL. */
-  constructor(options: ClientOptions, onReplies: (arg: Array<Reply>) => void)
+  /**
+   * Throws when `ca` holds no certificate or `proxy` is not a URL.
+   * `onReply` (optional) receives the replies of requests carried by the event loop,
+   * as positional arguments; without it everything goes through tokio.
+   */
+  constructor(options: ClientOptions, onReplies: (arg: Array<Reply>) => void, onReply?: (() => void) | undefined | null)
   /**
    * Signs and sends one request. `params` is `[key, value, key, value, …]`, already
    * stringified and checked against the reserved names; `path` includes `/apps/<id>`.

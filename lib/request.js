@@ -186,7 +186,7 @@ function transportFor(config, base, key) {
   }
   let client
   try {
-    client = new native.Client(options, onReplies)
+    client = new native.Client(options, onReplies, onReply)
   } catch (e) {
     throw new Error(e.message)
   }
@@ -207,6 +207,15 @@ function onReplies(replies) {
     waiting.delete(reply.id)
     resolve(reply)
   }
+}
+
+/** One reply from the event-loop transport, as positional values. */
+function onReply(id, status, statusText, headers, body, url, finalUrl, retryable, errorKind, errorCode, errorMessage) {
+  const resolve = waiting.get(id)
+  waiting.delete(id)
+  const text = typeof body === "string" ? body : undefined
+  const bytes = text === undefined ? body : undefined
+  resolve({ id, url, status, statusText, finalUrl, headers, text, bytes, attempts: 1, retryable, errorKind, errorCode, errorMessage })
 }
 
 /** Starts the request; the promise of its native reply. */

@@ -227,7 +227,14 @@ fn kind_name(kind: FailureKind) -> &'static str {
 impl Client {
   /// Throws when `ca` holds no certificate or `proxy` is not a URL.
   #[napi(constructor, catch_unwind)]
-  pub fn new(env: Env, options: ClientOptions, on_replies: Function<Vec<Reply>, ()>) -> Result<Self> {
+  /// `onReply` (optional) receives the replies of requests carried by the event loop,
+  /// as positional arguments; without it everything goes through tokio.
+  pub fn new(
+    env: Env,
+    options: ClientOptions,
+    on_replies: Function<Vec<Reply>, ()>,
+    on_reply: Option<Function<(), ()>>,
+  ) -> Result<Self> {
     let timeout = options.timeout_ms.and_then(ms);
     // With retries on, a hung connect must fail as a connect error (retryable for a
     // POST) before the request deadline; without them, the transport is `pusher`'s.
@@ -255,22 +262,23 @@ impl Client {
       library,
       http,
     };
-    let on_replies_value = on_replies.raw();
+    let on_reply = on_reply.map(|f| f.raw());
     let delivery = Arc::new(Delivery::new(on_replies)?);
     let inner = Arc::new(inner);
     #[cfg(unix)]
-    let route = event_loop
-      .then(|| {
+    let route = on_reply
+      .filter(|_| event_loop)
+      .map(|on_reply| {
         let handoff = Handoff { inner: Arc::clone(&inner), delivery: Arc::clone(&delivery) };
         // SAFETY: the constructor runs on the JS thread; `on_replies` is a live function.
         unsafe {
-          crate::event_loop::Route::new(env.raw(), on_replies_value, &inner.base_url, inner.timeout, library_str(&inner.library), handoff)
+          crate::event_loop::Route::new(env.raw(), on_reply, &inner.base_url, inner.timeout, library_str(&inner.library), handoff)
         }
       })
       .flatten()
       .map(std::rc::Rc::new);
     #[cfg(not(unix))]
-    let _ = (event_loop, env, on_replies_value);
+    let _ = (event_loop, env, on_reply);
     Ok(Self {
       inner,
       delivery,

@@ -32,7 +32,7 @@ pub struct Route {
   uv: &'static Uv,
   env: sys::napi_env,
   loop_: *mut uv::Loop,
-  on_replies: sys::napi_ref,
+  on_reply: sys::napi_ref,
   async_context: sys::napi_async_context,
   origin: Rc<Origin>,
   base_len: usize,
@@ -45,10 +45,10 @@ impl Route {
   /// `None` when libuv is not available or the URL is not plain `http://`.
   ///
   /// # Safety
-  /// `env` is the current env and `on_replies` a function value in it.
+  /// `env` is the current env and `on_reply` a function value in it.
   pub unsafe fn new(
     env: sys::napi_env,
-    on_replies: sys::napi_value,
+    on_reply: sys::napi_value,
     base_url: &str,
     timeout: Option<Duration>,
     library: &str,
@@ -66,7 +66,7 @@ impl Route {
       return None;
     }
     let mut on_ref = std::ptr::null_mut();
-    if sys::napi_create_reference(env, on_replies, 1, &mut on_ref) != sys::Status::napi_ok {
+    if sys::napi_create_reference(env, on_reply, 1, &mut on_ref) != sys::Status::napi_ok {
       return None;
     }
     let mut resource = std::ptr::null_mut();
@@ -83,7 +83,7 @@ impl Route {
       uv,
       env,
       loop_: loop_.cast(),
-      on_replies: on_ref,
+      on_reply: on_ref,
       async_context,
       origin: Rc::new(origin),
       base_len: base_url.len(),
@@ -99,7 +99,7 @@ impl Drop for Route {
     // SAFETY: routes are dropped on their JS thread, while the env lives.
     unsafe {
       sys::napi_async_destroy(self.env, self.async_context);
-      sys::napi_delete_reference(self.env, self.on_replies);
+      sys::napi_delete_reference(self.env, self.on_reply);
     }
   }
 }
@@ -746,7 +746,7 @@ fn finish(exchange: &Shared, mut reply: Reply) {
   if IN_START.with(Cell::get) {
     defer(route, reply);
   } else {
-    deliver(&route, vec![reply]);
+    deliver(&route, reply);
   }
 }
 
@@ -768,31 +768,66 @@ fn defer(route: Rc<Route>, reply: Reply) {
 unsafe extern "C" fn on_deferred(_timer: *mut Handle) {
   let replies = DEFERRED.with(|d| std::mem::take(&mut *d.borrow_mut()));
   for (route, reply) in replies {
-    deliver(&route, vec![reply]);
+    deliver(&route, reply);
   }
 }
 
-/// Calls `onReplies(replies)` from the event loop, as a top-level callback (promise
-/// jobs run when it returns).
-fn deliver(route: &Route, replies: Vec<Reply>) {
+/// Calls `onReply(id, status, statusText, headers, body, url, finalUrl, retryable,
+/// errorKind, errorCode, errorMessage)` from the event loop, as a top-level callback
+/// (promise jobs run when it returns). Positional values, not an object: no property
+/// names to create per reply.
+fn deliver(route: &Route, reply: Reply) {
   let env = route.env;
   // SAFETY: on the JS thread, outside any JS call (a libuv callback); every value is
   // created inside the handle scope opened here.
   unsafe {
     let mut scope = std::ptr::null_mut();
     sys::napi_open_handle_scope(env, &mut scope);
+    let mut undefined = std::ptr::null_mut();
+    sys::napi_get_undefined(env, &mut undefined);
+    let string = |value: Option<&str>| match value {
+      Some(s) => {
+        let mut out = std::ptr::null_mut();
+        sys::napi_create_string_utf8(env, s.as_ptr().cast(), s.len() as isize, &mut out);
+        out
+      }
+      None => undefined,
+    };
+    let number = |value: f64| {
+      let mut out = std::ptr::null_mut();
+      sys::napi_create_double(env, value, &mut out);
+      out
+    };
+    let mut retryable = std::ptr::null_mut();
+    sys::napi_get_boolean(env, reply.retryable, &mut retryable);
+    let body = match (&reply.text, reply.bytes) {
+      (Some(text), _) => string(Some(text)),
+      (None, Some(bytes)) => napi::bindgen_prelude::Buffer::to_napi_value(env, bytes).unwrap_or(undefined),
+      (None, None) => undefined,
+    };
+    let args = [
+      number(reply.id),
+      number(reply.status.into()),
+      string(reply.status_text.as_deref()),
+      string(reply.headers.as_deref()),
+      body,
+      string(Some(&reply.url)),
+      string(reply.final_url.as_deref()),
+      retryable,
+      string(reply.error_kind.as_deref()),
+      string(reply.error_code.as_deref()),
+      string(reply.error_message.as_deref()),
+    ];
     let mut func = std::ptr::null_mut();
     let mut recv = std::ptr::null_mut();
-    sys::napi_get_reference_value(env, route.on_replies, &mut func);
+    sys::napi_get_reference_value(env, route.on_reply, &mut func);
     sys::napi_get_global(env, &mut recv);
-    if let Ok(arg) = Vec::<Reply>::to_napi_value(env, replies) {
-      let mut result = std::ptr::null_mut();
-      let status = sys::napi_make_callback(env, route.async_context, recv, func, 1, &arg, &mut result);
-      if status == sys::Status::napi_pending_exception {
-        let mut error = std::ptr::null_mut();
-        sys::napi_get_and_clear_last_exception(env, &mut error);
-        sys::napi_fatal_exception(env, error);
-      }
+    let mut result = std::ptr::null_mut();
+    let status = sys::napi_make_callback(env, route.async_context, recv, func, args.len(), args.as_ptr(), &mut result);
+    if status == sys::Status::napi_pending_exception {
+      let mut error = std::ptr::null_mut();
+      sys::napi_get_and_clear_last_exception(env, &mut error);
+      sys::napi_fatal_exception(env, error);
     }
     sys::napi_close_handle_scope(env, scope);
   }
