@@ -390,6 +390,18 @@ mod tests {
   }
 
   #[test]
+  fn every_printable_byte_in_path_and_query_matches_whatwg() {
+    for b in 0x20u8..0x7f {
+      let c = b as char;
+      for target in [format!("/apps/1/a{c}b?x=1"), format!("/apps/1/x?k=a{c}b&z=1"), format!("/apps/1/{c}{c}/y")] {
+        let url = format!("http://h:1{target}");
+        let Ok(parsed) = url::Url::parse(&url) else { continue };
+        assert_eq!(request_target(&url, "http://h:1".len()).unwrap().1, target_of(&parsed), "{target:?}");
+      }
+    }
+  }
+
+  #[test]
   fn origins() {
     let o = Origin::of_http(&url::Url::parse("http://[::1]:99").unwrap()).unwrap();
     assert_eq!((o.host.as_str(), o.port, o.host_header.as_str()), ("::1", 99, "[::1]:99"));
