@@ -194,8 +194,9 @@ function transportFor(config, base, key) {
   return client
 }
 
-// ---- replies: every native client hands its finished requests, in batches, to one
-// callback (a threadsafe function per client, not a promise per request) ----
+// ---- replies: every native client hands its finished requests to one callback, in
+// batches (tokio, through a threadsafe function) or one by one as positional values
+// (the event loop); not a promise per request on the native side ----
 
 const waiting = new Map()
 let lastId = 0
@@ -203,26 +204,19 @@ let lastId = 0
 function onReplies(replies) {
   for (let i = 0; i < replies.length; i++) {
     const reply = replies[i]
-    const resolve = waiting.get(reply.id)
+    const pending = waiting.get(reply.id)
     waiting.delete(reply.id)
-    resolve(reply)
+    settle(pending, reply)
   }
 }
 
 /** One reply from the event-loop transport, as positional values. */
 function onReply(id, status, statusText, headers, body, url, finalUrl, retryable, errorKind, errorCode, errorMessage) {
-  const resolve = waiting.get(id)
+  const pending = waiting.get(id)
   waiting.delete(id)
   const text = typeof body === "string" ? body : undefined
   const bytes = text === undefined ? body : undefined
-  resolve({ id, url, status, statusText, finalUrl, headers, text, bytes, attempts: 1, retryable, errorKind, errorCode, errorMessage })
-}
-
-/** Starts the request; the promise of its native reply. */
-function start(client, method, path, params, body, timestamp) {
-  const id = ++lastId
-  client.start(id, method, path, params, body, timestamp)
-  return new Promise((resolve) => waiting.set(id, resolve))
+  settle(pending, { id, url, status, statusText, finalUrl, headers, text, bytes, attempts: 1, retryable, errorKind, errorCode, errorMessage })
 }
 
 // ---- in-flight tracking for flush() ----
@@ -325,24 +319,21 @@ function send(config, method, options) {
     err.attempts = 0
     return Promise.reject(err)
   }
-  const reply = start(client, method, path, params, body === undefined ? null : body, timestamp)
+  const id = ++lastId
+  client.start(id, method, path, params, body === undefined ? null : body, timestamp)
   // Diagnostics cost nothing (not even a clock read) when nobody subscribes.
   const startedAt = requestChannel.hasSubscribers ? performance.now() : -1
   const state = started(config)
-  return reply.then(
-    (r) => {
-      finished(state)
-      const error = r.status === 0 || r.status >= 400 ? failure(r) : undefined
-      if (startedAt >= 0) publish(method, path, r.status, startedAt, r.attempts, error)
-      if (error !== undefined) throw error
-      return new Response(r)
-    },
-    (error) => {
-      finished(state)
-      if (startedAt >= 0) publish(method, path, 0, startedAt, 1, error)
-      throw error
-    }
-  )
+  return new Promise((resolve, reject) => waiting.set(id, { resolve, reject, state, startedAt, method, path }))
+}
+
+/** Settles the caller's promise with the native reply: a Response, or a RequestError. */
+function settle(pending, r) {
+  finished(pending.state)
+  const error = r.status === 0 || r.status >= 400 ? failure(r) : undefined
+  if (pending.startedAt >= 0) publish(pending.method, pending.path, r.status, pending.startedAt, r.attempts, error)
+  if (error !== undefined) pending.reject(error)
+  else pending.resolve(new Response(r))
 }
 
 /** `body` is a string or bytes (or null); `params` as from flattenParams. */
