@@ -1,7 +1,7 @@
 "use strict"
-// Which transport carries a request: plain HTTP on the main thread runs on Node's own
-// event loop (no tokio thread at all); TLS, PUSHER_NATIVE_TRANSPORT=tokio and worker
-// threads use the tokio transport. The other network tests run under both (see the
+// Which transport carries a request: HTTP and HTTPS on the main thread run on Node's
+// own event loop (tokio's threads never wake); proxies, retries,
+// PUSHER_NATIVE_TRANSPORT=tokio and worker threads use the tokio transport. The other network tests run under both (see the
 // `test` script); these check the routing itself and the hand-over between the two.
 
 const test = require("node:test")
@@ -34,7 +34,7 @@ const threadsAfterRequests = (options) => `
     console.log(JSON.stringify({ ok, wakeups }))
   })()`
 
-test("plain HTTP on the main thread never wakes a tokio thread; tokio carries TLS and the opt-out", { skip: !hasProc && "needs /proc", timeout: 30000 }, async () => {
+test("HTTP and HTTPS on the main thread never wake a tokio thread; tokio carries proxies and the opt-out", { skip: !hasProc && "needs /proc", timeout: 30000 }, async () => {
   const plain = await recordingServer()
   const certs = makeCerts()
   const secure = await recordingServer({ tls: { cert: certs.certPem, key: certs.keyPem } })
@@ -56,8 +56,14 @@ test("plain HTTP on the main thread never wakes a tokio thread; tokio carries TL
       env: { NODE_EXTRA_CA_CERTS: certs.caPath },
     })
     assert.equal(tls.code, 0, tls.stderr)
-    assert.ok(JSON.parse(tls.stdout).wakeups >= 20, "TLS uses tokio")
-    assert.equal(plain.requests.length, 40)
+    const overTls = JSON.parse(tls.stdout)
+    assert.equal(overTls.ok, 20)
+    assert.ok(overTls.wakeups < 10, `TLS: tokio threads woke ${overTls.wakeups} times`)
+
+    const proxied = await runNode(threadsAfterRequests({ host: "127.0.0.1", port: plain.port, proxy: plain.url }))
+    assert.equal(proxied.code, 0, proxied.stderr)
+    assert.ok(JSON.parse(proxied.stdout).wakeups >= 20, "a proxy uses tokio")
+    assert.equal(plain.requests.length, 60)
     assert.equal(secure.requests.length, 20)
   } finally {
     await plain.close()
@@ -66,7 +72,7 @@ test("plain HTTP on the main thread never wakes a tokio thread; tokio carries TL
   }
 })
 
-test("a redirect from http to https is followed by the TLS transport, the POST becoming a GET", { timeout: 15000 }, async () => {
+test("a redirect from http to https is followed, the POST becoming a GET", { timeout: 15000 }, async () => {
   const certs = makeCerts()
   const secure = await recordingServer({
     tls: { cert: certs.certPem, key: certs.keyPem },

@@ -253,6 +253,7 @@ impl Client {
       max_delay: delay_ms(r.max_delay_ms, Duration::from_secs(5)),
     });
     let event_loop = options.event_loop == Some(true) && transport.proxy.is_none() && retry.is_none();
+    let ca = transport.ca.clone();
     let inner = Inner {
       base_url: options.base_url,
       key: options.key,
@@ -272,13 +273,14 @@ impl Client {
         let handoff = Handoff { inner: Arc::clone(&inner), delivery: Arc::clone(&delivery) };
         // SAFETY: the constructor runs on the JS thread; `on_replies` is a live function.
         unsafe {
-          crate::event_loop::Route::new(env.raw(), on_reply, &inner.base_url, inner.timeout, library_str(&inner.library), handoff)
+          let library = library_str(&inner.library);
+          crate::event_loop::Route::new(env.raw(), on_reply, &inner.base_url, inner.timeout, library, ca, handoff)
         }
       })
       .flatten()
       .map(std::rc::Rc::new);
     #[cfg(not(unix))]
-    let _ = (event_loop, env, on_reply);
+    let _ = (event_loop, env, on_reply, ca);
     Ok(Self {
       inner,
       delivery,

@@ -1,10 +1,10 @@
-//! Plain-HTTP requests driven by Node's own event loop (libuv), on the JS thread: no
-//! hop to another thread and back, so a request costs about what a C client's does.
-//! Connections are pooled per thread and origin; idle ones do not hold the process
-//! open. Used on the main thread for `http://` without proxy or retries; everything
-//! else goes through the tokio transport, whose behaviour this one reproduces (the
-//! same request bytes, Node's error codes, node-fetch's redirects, the whole-request
-//! timeout).
+//! HTTP(S) requests driven by Node's own event loop (libuv), on the JS thread: no hop
+//! to another thread and back, so a request costs about what a C client's does. TLS is
+//! rustls over the socket, with the tokio transport's configuration. Connections are
+//! pooled per thread and origin; idle ones do not hold the process open. Used on the
+//! main thread without proxy or retries; everything else goes through the tokio
+//! transport, whose behaviour this one reproduces (the same request bytes, Node's error
+//! codes, node-fetch's redirects, the whole-request timeout).
 
 use crate::client::{reply_of, Handoff, Reply};
 use crate::uv::{self, Block, Buf, Handle, Req, Uv};
@@ -17,6 +17,8 @@ use std::collections::{HashMap, VecDeque};
 use std::ffi::{c_int, CString};
 use std::net::{IpAddr, SocketAddr};
 use std::rc::Rc;
+use std::sync::Arc;
+use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
 const MAX_REDIRECTS: u32 = 20;
@@ -38,10 +40,17 @@ pub struct Route {
   base_len: usize,
   timeout_ms: Option<u64>,
   library: String,
+  /// Extra CA (PEM) for the TLS configuration, built on first use.
+  ca: Option<Vec<u8>>,
+  tls: std::cell::OnceCell<Result<Arc<rustls::ClientConfig>, TransportError>>,
   handoff: Handoff,
 }
 
 impl Route {
+  fn tls_config(&self) -> Result<Arc<rustls::ClientConfig>, TransportError> {
+    self.tls.get_or_init(|| pusher_core::transport::tls_config(self.ca.as_deref()).map(Arc::new)).clone()
+  }
+
   /// `None` when libuv is not available or the URL is not plain `http://`.
   ///
   /// # Safety
@@ -52,13 +61,15 @@ impl Route {
     base_url: &str,
     timeout: Option<Duration>,
     library: &str,
+    ca: Option<Vec<u8>>,
     handoff: Handoff,
   ) -> Option<Self> {
     let uv = uv::get()?;
     let parsed = url::Url::parse(base_url).ok()?;
-    let origin = Origin::of_http(&parsed)?;
-    // The signed URL is `base_url + path`: the target starts right after it.
-    if parsed.path() != "/" || base_url.ends_with('/') {
+    let origin = Origin::of(&parsed)?;
+    // The signed URL is `base_url + path`: the target starts right after it. Userinfo
+    // (reqwest turns it into an authorization header) is left to tokio.
+    if parsed.path() != "/" || base_url.ends_with('/') || !parsed.username().is_empty() || parsed.password().is_some() {
       return None;
     }
     let mut loop_ = std::ptr::null_mut();
@@ -89,6 +100,8 @@ impl Route {
       base_len: base_url.len(),
       timeout_ms: timeout.map(|t| t.as_millis().max(1) as u64),
       library: library.to_owned(),
+      ca,
+      tls: std::cell::OnceCell::new(),
       handoff,
     })
   }
@@ -135,6 +148,8 @@ struct Conn {
   /// Addresses still to try if this connect fails.
   fallbacks: Vec<SocketAddr>,
   connected: bool,
+  /// For https: the TLS session over the socket.
+  tls: Option<Box<rustls::ClientConnection>>,
 }
 
 /// Per origin: idle connections, connects in progress and requests waiting for either.
@@ -420,6 +435,7 @@ fn open(exchange: &Shared, origin: Rc<Origin>, mut addrs: Vec<SocketAddr>, reque
       idle_since: Instant::now(),
       fallbacks: addrs,
       connected: false,
+      tls: None,
     }));
     uv::set_data(tcp, conn);
     exchange.borrow_mut().conn = conn;
@@ -454,8 +470,20 @@ unsafe extern "C" fn on_connect(req: *mut Req, status: c_int) {
   };
   if status == 0 {
     (*conn).connected = true;
+    if origin.https {
+      let route = Rc::clone(&exchange.borrow().route);
+      match start_tls(&route, &origin) {
+        Ok(session) => (*conn).tls = Some(Box::new(session)),
+        Err(e) => {
+          detach(&exchange);
+          close_conn(uv, conn);
+          fail(&exchange, e);
+          return connect_ended(&origin);
+        }
+      }
+    }
     (uv.read_start)((*conn).tcp, on_alloc, on_read);
-    write(uv, conn, &exchange, request);
+    send_bytes(uv, conn, &exchange, request);
     return connect_ended(&origin);
   }
   let fallbacks = std::mem::take(&mut (*conn).fallbacks);
@@ -473,6 +501,72 @@ unsafe extern "C" fn on_connect(req: *mut Req, status: c_int) {
 
 // ---- sending and receiving ----
 
+fn start_tls(route: &Route, origin: &Origin) -> Result<rustls::ClientConnection, TransportError> {
+  let config = route.tls_config()?;
+  let name = rustls_pki_types::ServerName::try_from(origin.host.clone())
+    .map_err(|_| TransportError::config(format!("invalid TLS server name: {}", origin.host)))?;
+  rustls::ClientConnection::new(config, name).map_err(|e| TransportError::config(format!("TLS setup failed: {e}")))
+}
+
+/// Sends request bytes: through the TLS session (sent once the handshake allows) or
+/// straight to the socket.
+unsafe fn send_bytes(uv: &Uv, conn: *mut Conn, exchange: &Shared, request: Vec<u8>) {
+  match (*conn).tls.as_mut() {
+    Some(tls) => {
+      if tls.writer().write_all(&request).is_err() {
+        return write_failed(uv, conn, exchange, -(libc::EPIPE));
+      }
+      flush_tls(uv, conn, Some(exchange));
+    }
+    None => write(uv, conn, exchange, request),
+  }
+}
+
+/// Writes whatever the TLS session has to send (handshake, records, alerts).
+unsafe fn flush_tls(uv: &Uv, conn: *mut Conn, exchange: Option<&Shared>) {
+  let Some(tls) = (*conn).tls.as_mut() else { return };
+  let mut out = Vec::new();
+  while tls.wants_write() {
+    if tls.write_tls(&mut out).is_err() {
+      break;
+    }
+  }
+  if out.is_empty() {
+    return;
+  }
+  match exchange {
+    Some(exchange) => write(uv, conn, exchange, out),
+    None => {
+      // Idle (a reply to a post-handshake message): best effort.
+      let buf = Buf { base: out.as_ptr() as *mut _, len: out.len() };
+      (uv.try_write)((*conn).tcp, &buf, 1);
+    }
+  }
+}
+
+/// Feeds received TLS records to the session; the plaintext, and whether the peer
+/// closed the session.
+unsafe fn decrypt(conn: *mut Conn, mut data: &[u8], handshaking: &mut bool) -> Result<(Vec<u8>, bool), rustls::Error> {
+  let tls = (*conn).tls.as_mut().expect("a TLS connection");
+  *handshaking = tls.is_handshaking();
+  let mut plain = Vec::new();
+  let mut closed = false;
+  while !data.is_empty() {
+    if tls.read_tls(&mut data).is_err() {
+      break;
+    }
+    let state = tls.process_new_packets()?;
+    if state.plaintext_bytes_to_read() > 0 {
+      let start = plain.len();
+      plain.resize(start + state.plaintext_bytes_to_read(), 0);
+      let n = tls.reader().read(&mut plain[start..]).unwrap_or(0);
+      plain.truncate(start + n);
+    }
+    closed |= state.peer_has_closed();
+  }
+  Ok((plain, closed))
+}
+
 fn send_on(conn: *mut Conn, exchange: &Shared, request: Vec<u8>) {
   let uv = exchange.borrow().route.uv;
   // SAFETY: a live, idle, connected connection just taken from the pool.
@@ -480,7 +574,7 @@ fn send_on(conn: *mut Conn, exchange: &Shared, request: Vec<u8>) {
     (uv.ref_)((*conn).tcp);
     (*conn).exchange = Some(Rc::clone(exchange));
     exchange.borrow_mut().conn = conn;
-    write(uv, conn, exchange, request);
+    send_bytes(uv, conn, exchange, request);
   }
 }
 
@@ -550,25 +644,49 @@ unsafe extern "C" fn on_read(tcp: *mut Handle, nread: isize, buf: *const Buf) {
   }
   let conn = uv::data::<Conn>(tcp);
   let uv = uv::get().expect("libuv");
-  let Some(exchange) = (*conn).exchange.clone() else {
-    // Idle: the server closed the connection (or sent bytes nobody asked for).
-    remove_from_pool(conn);
-    return close_conn(uv, conn);
-  };
-  let outcome = if nread < 0 {
-    match (*conn).reader.eof() {
-      Some(response) => Ok(Some(response)),
-      None => Err(TransportError::os(reset_name(closed_name(uv, nread)), &exchange.borrow().signed_url, false)),
+  let received = if nread > 0 { std::slice::from_raw_parts((*buf).base as *const u8, nread as usize) } else { &[] };
+  // Over TLS: records in, plaintext out; a close_notify reads as the end of the stream.
+  let mut tls_plain = None;
+  let mut peer_closed = nread < 0;
+  let mut tls_error = None;
+  let mut handshaking = false;
+  if (*conn).tls.is_some() && nread > 0 {
+    match decrypt(conn, received, &mut handshaking) {
+      Ok((plain, closed)) => {
+        tls_plain = Some(plain);
+        peer_closed |= closed;
+      }
+      Err(e) => tls_error = Some(e),
     }
+    let exchange = (*conn).exchange.clone();
+    flush_tls(uv, conn, exchange.as_ref());
+  }
+  let data: &[u8] = tls_plain.as_deref().unwrap_or(received);
+  let Some(exchange) = (*conn).exchange.clone() else {
+    // Idle: the server closed the connection, or sent bytes nobody asked for (TLS
+    // session tickets and the like are fine).
+    if peer_closed || tls_error.is_some() || !data.is_empty() {
+      remove_from_pool(conn);
+      close_conn(uv, conn);
+    }
+    return;
+  };
+  let outcome = if let Some(e) = &tls_error {
+    Err(TransportError::tls(e, &exchange.borrow().signed_url, handshaking))
   } else {
-    let data = std::slice::from_raw_parts((*buf).base as *const u8, nread as usize);
-    (*conn).reader.feed(data)
+    match (*conn).reader.feed(data) {
+      Ok(None) if peer_closed => match (*conn).reader.eof() {
+        Some(response) => Ok(Some(response)),
+        None => Err(TransportError::os(reset_name(closed_name(uv, nread)), &exchange.borrow().signed_url, false)),
+      },
+      other => other,
+    }
   };
   match outcome {
     Ok(None) => {}
     Ok(Some(response)) => {
       detach(&exchange);
-      if response.reusable && nread > 0 {
+      if response.reusable && !peer_closed {
         checkin(uv, conn);
       } else {
         close_conn(uv, conn);
@@ -584,7 +702,7 @@ unsafe extern "C" fn on_read(tcp: *mut Handle, nread: isize, buf: *const Buf) {
 }
 
 fn closed_name(uv: &Uv, nread: isize) -> &'static str {
-  if nread == uv::UV_EOF {
+  if nread == uv::UV_EOF || nread >= 0 {
     "ECONNRESET"
   } else {
     uv.name(nread as c_int)
@@ -630,7 +748,7 @@ fn answered(exchange: &Shared, response: http1::Response) {
     ex.body = None;
   }
   ex.method = method;
-  match Origin::of_http(&target) {
+  match Origin::of(&target) {
     Some(origin) => {
       let request = http1::request_bytes(method, &http1::target_of(&target), &origin.host_header, &ex.route.library, ex.body.as_deref());
       ex.origin = Rc::new(origin);
@@ -639,7 +757,7 @@ fn answered(exchange: &Shared, response: http1::Response) {
       dispatch(exchange, request);
     }
     None => {
-      // Anywhere but plain http: the tokio transport takes the rest of the way.
+      // Neither http nor https: the tokio transport decides.
       ex.done = true;
       let route = Rc::clone(&ex.route);
       let (id, signed, body) = (ex.id, ex.signed_url.clone(), ex.body.take());

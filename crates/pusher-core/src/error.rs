@@ -77,6 +77,12 @@ impl TransportError {
     Self { kind: FailureKind::Timeout, code: "ETIMEDOUT", message: format!("request to {url} timed out{after}"), before_send: false }
   }
 
+  /// A TLS failure (certificate, handshake or record layer).
+  pub fn tls(e: &rustls::Error, url: &str, before_send: bool) -> Self {
+    let (kind, code, reason) = tls_cause(e);
+    Self { kind, code, message: format!("request to {url} failed, reason: {reason}"), before_send }
+  }
+
   pub fn too_many_redirects(url: &str) -> Self {
     Self {
       kind: FailureKind::Redirect,

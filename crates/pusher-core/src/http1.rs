@@ -13,21 +13,24 @@ pub struct Origin {
   pub port: u16,
   /// The `host` header: host, and `:port` unless it is the scheme's default.
   pub host_header: String,
+  pub https: bool,
 }
 
 impl Origin {
-  /// The origin of a plain-HTTP URL; `None` for any other scheme.
-  pub fn of_http(url: &url::Url) -> Option<Self> {
-    if url.scheme() != "http" {
-      return None;
-    }
+  /// The origin of an http or https URL; `None` for any other scheme.
+  pub fn of(url: &url::Url) -> Option<Self> {
+    let https = match url.scheme() {
+      "http" => false,
+      "https" => true,
+      _ => return None,
+    };
     let host_str = url.host_str()?;
     let host_header = match url.port() {
       Some(port) => format!("{host_str}:{port}"),
       None => host_str.to_owned(),
     };
     let host = host_str.trim_start_matches('[').trim_end_matches(']').to_owned();
-    Some(Self { host, port: url.port_or_known_default()?, host_header })
+    Some(Self { host, port: url.port_or_known_default()?, host_header, https })
   }
 }
 
@@ -44,7 +47,7 @@ fn is_plain_target(target: &str) -> bool {
 }
 
 /// The request target (path and query) of `url`, which starts with `base` (already
-/// known to be a plain http origin): as WHATWG serialization gives it.
+/// known to be an http(s) origin): as WHATWG serialization gives it.
 pub fn request_target(url: &str, base_len: usize) -> Result<(Option<url::Url>, String), TransportError> {
   let target = &url[base_len..];
   if is_plain_target(target) {
@@ -403,11 +406,13 @@ mod tests {
 
   #[test]
   fn origins() {
-    let o = Origin::of_http(&url::Url::parse("http://[::1]:99").unwrap()).unwrap();
-    assert_eq!((o.host.as_str(), o.port, o.host_header.as_str()), ("::1", 99, "[::1]:99"));
-    let o = Origin::of_http(&url::Url::parse("http://API.Example.com:80").unwrap()).unwrap();
+    let o = Origin::of(&url::Url::parse("http://[::1]:99").unwrap()).unwrap();
+    assert_eq!((o.host.as_str(), o.port, o.host_header.as_str(), o.https), ("::1", 99, "[::1]:99", false));
+    let o = Origin::of(&url::Url::parse("http://API.Example.com:80").unwrap()).unwrap();
     assert_eq!((o.host.as_str(), o.port, o.host_header.as_str()), ("api.example.com", 80, "api.example.com"));
-    assert!(Origin::of_http(&url::Url::parse("https://h").unwrap()).is_none());
+    let o = Origin::of(&url::Url::parse("https://h:443").unwrap()).unwrap();
+    assert_eq!((o.host.as_str(), o.port, o.host_header.as_str(), o.https), ("h", 443, "h", true));
+    assert!(Origin::of(&url::Url::parse("ftp://h").unwrap()).is_none());
   }
 
   #[test]

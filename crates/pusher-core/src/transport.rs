@@ -74,7 +74,8 @@ fn parse_certs(pem: &[u8]) -> Vec<CertificateDer<'static>> {
   CertificateDer::pem_slice_iter(pem).filter_map(Result::ok).collect()
 }
 
-fn tls_config(extra_ca: Option<&[u8]>) -> Result<rustls::ClientConfig, TransportError> {
+/// rustls with Mozilla's roots, `NODE_EXTRA_CA_CERTS` and `extra_ca` (PEM).
+pub fn tls_config(extra_ca: Option<&[u8]>) -> Result<rustls::ClientConfig, TransportError> {
   let mut roots = RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
   let mut extra = extra_ca_from_env();
   if let Some(pem) = extra_ca {
