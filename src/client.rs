@@ -269,7 +269,7 @@ impl Client {
     #[cfg(unix)]
     let route = on_reply
       .filter(|_| event_loop)
-      .map(|on_reply| {
+      .and_then(|on_reply| {
         let handoff = Handoff { inner: Arc::clone(&inner), delivery: Arc::clone(&delivery) };
         // SAFETY: the constructor runs on the JS thread; `on_replies` is a live function.
         unsafe {
@@ -277,7 +277,6 @@ impl Client {
           crate::event_loop::Route::new(env.raw(), on_reply, &inner.base_url, inner.timeout, library, ca, handoff)
         }
       })
-      .flatten()
       .map(std::rc::Rc::new);
     #[cfg(not(unix))]
     let _ = (event_loop, env, on_reply, ca);
