@@ -160,3 +160,32 @@ test("Pusher instances share the pool per origin", { timeout: 15000 }, async () 
     await server.close()
   }
 })
+
+test("a pooled connection the server closed while JS was busy is not used", { timeout: 15000 }, async () => {
+  // The server runs in its own process, so it closes the idle connection on time while
+  // this process is blocked and cannot read that close.
+  const { spawn } = require("node:child_process")
+  const child = spawn(process.execPath, ["-e", `
+    const http = require("http")
+    let opened = 0
+    const server = http.createServer((req, res) => { req.resume(); req.on("end", () => res.end("{}")) })
+    server.on("connection", () => { opened++; console.log("opened " + opened) })
+    server.keepAliveTimeout = 300
+    server.listen(0, "127.0.0.1", () => console.log("port " + server.address().port))
+  `])
+  const lines = []
+  child.stdout.on("data", (d) => lines.push(...String(d).trim().split("\n")))
+  try {
+    await within(new Promise((resolve) => child.stdout.once("data", resolve)), 5000)
+    const port = Number(lines.find((l) => l.startsWith("port ")).slice(5))
+    const pusher = new Pusher({ appId: "1", key: "key", secret: "secret", host: "127.0.0.1", port })
+    assert.equal((await within(pusher.trigger("c", "e", { n: 1 }), 5000)).status, 200)
+    const until = Date.now() + 1500
+    while (Date.now() < until);
+    assert.equal((await within(pusher.trigger("c", "e", { n: 2 }), 5000)).status, 200)
+    await new Promise((resolve) => setTimeout(resolve, 100))
+    assert.deepEqual(lines.filter((l) => l.startsWith("opened")), ["opened 1", "opened 2"])
+  } finally {
+    child.kill()
+  }
+})

@@ -264,10 +264,30 @@ fn checkout(uv: &Uv, origin: &Rc<Origin>) -> Option<*mut Conn> {
     let conn = POOL.with(|p| p.borrow_mut().get_mut(origin).and_then(|s| s.idle.pop()))?;
     // SAFETY: pooled connections are live until closed, and closing removes them.
     let idle = unsafe { (*conn).idle_since.elapsed() };
-    if idle < POOL_IDLE {
+    if idle < POOL_IDLE && (idle < CHECK_AFTER_IDLE || unsafe { still_open(uv, conn) }) {
       return Some(conn);
     }
     close_conn(uv, conn);
+  }
+}
+
+/// Past this idle time a pooled connection is checked before use: the server may have
+/// closed it while JS kept the loop busy, before its close was read.
+const CHECK_AFTER_IDLE: Duration = Duration::from_secs(1);
+
+/// Whether the peer has not closed (or reset) the connection, without consuming input.
+unsafe fn still_open(uv: &Uv, conn: *mut Conn) -> bool {
+  let mut fd: c_int = -1;
+  if (uv.fileno)((*conn).tcp, &mut fd) != 0 {
+    return false;
+  }
+  let mut byte = 0u8;
+  let n = libc::recv(fd, (&mut byte as *mut u8).cast(), 1, libc::MSG_PEEK | libc::MSG_DONTWAIT);
+  match n {
+    // Plain HTTP has nothing to say to an idle client; TLS may (a session ticket).
+    n if n > 0 => (*conn).tls.is_some(),
+    0 => false,
+    _ => matches!(std::io::Error::last_os_error().raw_os_error(), Some(libc::EAGAIN) | Some(libc::EINTR)),
   }
 }
 

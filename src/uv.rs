@@ -59,6 +59,7 @@ pub struct Uv {
   ) -> c_int,
   pub freeaddrinfo: unsafe extern "C" fn(*mut libc::addrinfo),
   pub err_name: unsafe extern "C" fn(c_int) -> *const c_char,
+  pub fileno: unsafe extern "C" fn(*const Handle, *mut c_int) -> c_int,
 }
 
 macro_rules! lookup {
@@ -95,6 +96,7 @@ fn load() -> Option<Uv> {
     getaddrinfo: lookup!("uv_getaddrinfo"),
     freeaddrinfo: lookup!("uv_freeaddrinfo"),
     err_name: lookup!("uv_err_name"),
+    fileno: lookup!("uv_fileno"),
   })
 }
 
