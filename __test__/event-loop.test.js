@@ -189,3 +189,24 @@ test("a pooled connection the server closed while JS was busy is not used", { ti
     child.kill()
   }
 })
+
+test("host names are resolved (localhost works; an unknown name is ENOTFOUND, like upstream)", { timeout: 20000 }, async () => {
+  const { Upstream, settled } = require("./helpers")
+  const server = await recordingServer()
+  try {
+    const local = new Pusher({ appId: "1", key: "key", secret: "secret", host: "localhost", port: server.port })
+    assert.equal((await within(local.trigger("c", "e", { via: "localhost" }), 5000)).status, 200)
+    assert.equal(server.requests[0].headers.host, `localhost:${server.port}`)
+    const codes = []
+    for (const Impl of [Upstream, Pusher]) {
+      const p = new Impl({ appId: "1", key: "key", secret: "secret", host: "no-such-host.invalid", port: 80 })
+      const { error } = await within(settled(p.trigger("c", "e", {})), 10000)
+      assert.equal(error.message, "Request failed with an error")
+      assert.match(error.error.message, /getaddrinfo ENOTFOUND no-such-host\.invalid$/)
+      codes.push(error.error.code)
+    }
+    assert.deepEqual(codes, ["ENOTFOUND", "ENOTFOUND"])
+  } finally {
+    await server.close()
+  }
+})
