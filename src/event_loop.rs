@@ -733,7 +733,7 @@ fn closed_name(uv: &Uv, nread: isize) -> &'static str {
 fn answered(exchange: &Shared, response: http1::Response) {
   let next = {
     let ex = exchange.borrow();
-    http1::redirect_method(response.status, ex.method).and_then(|method| {
+    http1::redirect_method(response.reply.status, ex.method).and_then(|method| {
       let base = match &ex.current {
         Some(url) => url.clone(),
         None => url::Url::parse(&ex.signed_url).ok()?,
@@ -747,14 +747,8 @@ fn answered(exchange: &Shared, response: http1::Response) {
       let ex = exchange.borrow();
       (ex.signed_url.clone(), ex.current.as_ref().map(url::Url::to_string), ex.idempotent)
     };
-    let reply = pusher_core::transport::Reply {
-      status: response.status,
-      status_text: response.reason,
-      final_url: current,
-      headers: response.headers,
-      body: response.body,
-      retry_after: response.retry_after,
-    };
+    let mut reply = response.reply;
+    reply.final_url = current;
     return finish(exchange, reply_of(url, Ok(reply), 1, idempotent));
   };
   let mut ex = exchange.borrow_mut();

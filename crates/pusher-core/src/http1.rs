@@ -3,7 +3,7 @@
 //! for the response. The event-loop transport in the binding drives these.
 
 use crate::error::{FailureKind, TransportError};
-use crate::transport::parse_url;
+use crate::transport::{parse_url, Reply};
 
 /// Where requests for one base URL go, worked out once per client.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -93,20 +93,15 @@ pub fn request_bytes(method: &str, target: &str, host_header: &str, library: &st
   out
 }
 
-/// A complete response.
+/// A complete response: what the transport replies, and what the connection and a
+/// redirect need to know. In `reply.headers` the values of a repeated name stand
+/// together at its first position, as reqwest's `HeaderMap` iterates them.
 #[derive(Debug, Default)]
 pub struct Response {
-  pub status: u16,
-  /// The reason phrase as received, latin-1.
-  pub reason: String,
-  /// `name\nvalue\n…`: lowercase names, latin-1 values, the values of a repeated name
-  /// together at its first position (as reqwest's `HeaderMap` iterates them).
-  pub headers: String,
-  pub body: Vec<u8>,
+  pub reply: Reply,
   /// Whether the connection can carry another request.
   pub reusable: bool,
   pub location: Option<String>,
-  pub retry_after: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -189,7 +184,7 @@ impl ResponseReader {
     match self.stage {
       Stage::Body(Framing::UntilClose) => {
         let mut response = std::mem::take(&mut self.response);
-        response.body = std::mem::take(&mut self.buf);
+        response.reply.body = std::mem::take(&mut self.buf);
         response.reusable = false;
         Some(response)
       }
@@ -237,7 +232,7 @@ impl ResponseReader {
           if &self.buf[size..size + 2] != b"\r\n" {
             return Err(malformed("invalid chunk end"));
           }
-          self.response.body.extend_from_slice(&self.buf[..size]);
+          self.response.reply.body.extend_from_slice(&self.buf[..size]);
           self.consume(size + 2);
           self.stage = Stage::Chunk(None);
         }
@@ -248,7 +243,7 @@ impl ResponseReader {
             if !self.buf.is_empty() {
               self.response.reusable = false;
             }
-            let body = std::mem::take(&mut self.response.body);
+            let body = std::mem::take(&mut self.response.reply.body);
             return Ok(Some(self.finish(body)));
           }
         }
@@ -262,7 +257,7 @@ impl ResponseReader {
 
   fn finish(&mut self, body: Vec<u8>) -> Response {
     let mut response = std::mem::take(&mut self.response);
-    response.body = body;
+    response.reply.body = body;
     self.stage = Stage::Head;
     response
   }
@@ -287,7 +282,9 @@ impl ResponseReader {
     let mut length: Option<usize> = None;
     let mut chunked = false;
     let mut close = http10;
-    let mut response = Response { status, reason: latin1(parsed.reason.unwrap_or("").as_bytes()), ..Default::default() };
+    let mut response = Response::default();
+    response.reply.status = status;
+    response.reply.status_text = latin1(parsed.reason.unwrap_or("").as_bytes());
     for h in parsed.headers.iter() {
       let name = h.name.to_ascii_lowercase();
       let value = latin1(h.value);
@@ -309,12 +306,12 @@ impl ResponseReader {
           }
         }
         "location" if response.location.is_none() => response.location = Some(value.clone()),
-        "retry-after" if response.retry_after.is_none() => response.retry_after = Some(value.clone()),
+        "retry-after" if response.reply.retry_after.is_none() => response.reply.retry_after = Some(value.clone()),
         _ => {}
       }
       list.push((name, value));
     }
-    response.headers = header_string(&list);
+    response.reply.headers = header_string(&list);
     let framing = if status == 204 || status == 304 {
       Framing::Length(0)
     } else if chunked {
@@ -420,8 +417,8 @@ mod tests {
     let whole: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}";
     for split in 1..whole.len() {
       let r = read_all(&[&whole[..split], &whole[split..]]).unwrap().expect("complete");
-      assert_eq!((r.status, r.reason.as_str(), r.body.as_slice(), r.reusable), (200, "OK", &b"{}"[..], true));
-      assert_eq!(r.headers, "content-type\napplication/json\ncontent-length\n2\n");
+      assert_eq!((r.reply.status, r.reply.status_text.as_str(), r.reply.body.as_slice(), r.reusable), (200, "OK", &b"{}"[..], true));
+      assert_eq!(r.reply.headers, "content-type\napplication/json\ncontent-length\n2\n");
     }
   }
 
@@ -431,8 +428,8 @@ mod tests {
       b"3;ext=1\r\nabc\r\n2\r\nde\r\n0\r\nT: x\r\n\r\n"])
     .unwrap()
     .unwrap();
-    assert_eq!((r.status, r.reason.as_str(), r.body.as_slice()), (201, "Fine", &b"abcde"[..]));
-    assert_eq!(r.headers, "set-cookie\na\nset-cookie\nb\nx\n1\ntransfer-encoding\nchunked\n");
+    assert_eq!((r.reply.status, r.reply.status_text.as_str(), r.reply.body.as_slice()), (201, "Fine", &b"abcde"[..]));
+    assert_eq!(r.reply.headers, "set-cookie\na\nset-cookie\nb\nx\n1\ntransfer-encoding\nchunked\n");
     assert!(r.reusable);
   }
 
@@ -441,11 +438,11 @@ mod tests {
     let mut reader = ResponseReader::default();
     assert!(reader.feed(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.0 200 OK\r\n\r\nhello").unwrap().is_none());
     let r = reader.eof().unwrap();
-    assert_eq!((r.status, r.body.as_slice(), r.reusable), (200, &b"hello"[..], false));
+    assert_eq!((r.reply.status, r.reply.body.as_slice(), r.reusable), (200, &b"hello"[..], false));
     let r = read_all(&[b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n"]).unwrap().unwrap();
-    assert_eq!((r.status, r.body.len(), r.reusable), (204, 0, false));
+    assert_eq!((r.reply.status, r.reply.body.len(), r.reusable), (204, 0, false));
     let r = read_all(&[b"HTTP/1.1 302 Found\r\nLocation: /final\r\nRetry-After: 3\r\nContent-Length: 0\r\n\r\n"]).unwrap().unwrap();
-    assert_eq!((r.location.as_deref(), r.retry_after.as_deref()), (Some("/final"), Some("3")));
+    assert_eq!((r.location.as_deref(), r.reply.retry_after.as_deref()), (Some("/final"), Some("3")));
   }
 
   #[test]

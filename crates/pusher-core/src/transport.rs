@@ -50,7 +50,7 @@ pub struct Request {
   pub library: HeaderValue,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct Reply {
   pub status: u16,
   /// The reason phrase as received (latin-1), as Node's `statusMessage`.
