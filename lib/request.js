@@ -198,22 +198,30 @@ function transportFor(config, base, key) {
 // batches (tokio, through a threadsafe function) or one by one as positional values
 // (the event loop); not a promise per request on the native side ----
 
-const waiting = new Map()
-let lastId = 0
+// Requests in flight, by slot: a slot is reused once its reply is in, so the table
+// stays small and is never rebuilt (a Map here, rehashed as ids churn, kept the
+// records of finished requests reachable from its old tables long enough for V8 to
+// promote them to the old generation).
+const waiting = []
+const freeSlots = []
+
+function take(id) {
+  const pending = waiting[id]
+  waiting[id] = undefined
+  freeSlots.push(id)
+  return pending
+}
 
 function onReplies(replies) {
   for (let i = 0; i < replies.length; i++) {
     const reply = replies[i]
-    const pending = waiting.get(reply.id)
-    waiting.delete(reply.id)
-    settle(pending, reply)
+    settle(take(reply.id), reply)
   }
 }
 
 /** One reply from the event-loop transport, as positional values. */
 function onReply(id, status, statusText, headers, body, url, finalUrl, retryable, errorKind, errorCode, errorMessage) {
-  const pending = waiting.get(id)
-  waiting.delete(id)
+  const pending = take(id)
   const text = typeof body === "string" ? body : undefined
   const bytes = text === undefined ? body : undefined
   settle(pending, { id, url, status, statusText, finalUrl, headers, text, bytes, attempts: 1, retryable, errorKind, errorCode, errorMessage })
@@ -319,12 +327,19 @@ function send(config, method, options) {
     err.attempts = 0
     return Promise.reject(err)
   }
-  const id = ++lastId
-  client.start(id, method, path, params, body === undefined ? null : body, timestamp)
+  const id = freeSlots.length > 0 ? freeSlots.pop() : waiting.length
+  try {
+    client.start(id, method, path, params, body === undefined ? null : body, timestamp)
+  } catch (error) {
+    freeSlots.push(id)
+    throw error
+  }
   // Diagnostics cost nothing (not even a clock read) when nobody subscribes.
   const startedAt = requestChannel.hasSubscribers ? performance.now() : -1
   const state = started(config)
-  return new Promise((resolve, reject) => waiting.set(id, { resolve, reject, state, startedAt, method, path }))
+  return new Promise((resolve, reject) => {
+    waiting[id] = { resolve, reject, state, startedAt, method, path }
+  })
 }
 
 /** Settles the caller's promise with the native reply: a Response, or a RequestError. */
