@@ -180,7 +180,10 @@ async function stopNginx(nginx) {
 // ---- measurements ----
 
 function runWorker(spec) {
-  const nodeArgs = spec.workload === "W8" ? ["--expose-gc", WORKER] : [WORKER]
+  // W8 pins V8's young generation (as `npm run soak` does), for every implementation:
+  // its semi-spaces otherwise grow in 8-16 MB steps at unpredictable points, which reads
+  // as RSS growth without anything being retained.
+  const nodeArgs = spec.workload === "W8" ? ["--expose-gc", "--min-semi-space-size=16", "--max-semi-space-size=16", WORKER] : [WORKER]
   const [cmd, args] = pinned(0, process.execPath, [...nodeArgs, JSON.stringify(spec)])
   const r = spawnSync(cmd, args, { cwd: ROOT, encoding: "utf8", maxBuffer: 1 << 24, timeout: 600000 })
   if (r.status !== 0) {
