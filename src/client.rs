@@ -98,21 +98,34 @@ pub struct Handoff {
 
 impl Handoff {
   /// `signed_url` is what the reply reports; `url` where the request goes now.
-  pub fn send(&self, env: napi::sys::napi_env, id: f64, signed_url: String, method: &str, url: String, body: Option<Vec<u8>>) {
+  pub fn send(
+    &self,
+    env: napi::sys::napi_env,
+    id: f64,
+    signed_url: String,
+    method: &str,
+    url: String,
+    body: Option<Vec<u8>>,
+  ) {
     // SAFETY: called on the JS thread with its env.
     let env = Env::from_raw(env);
     self.delivery.started(&env);
     let (inner, delivery) = (Arc::clone(&self.inner), Arc::clone(&self.delivery));
     let idempotent = method == "GET";
     let request = Request {
-      method: if idempotent { Method::GET } else { Method::POST },
+      method: if idempotent {
+        Method::GET
+      } else {
+        Method::POST
+      },
       url: url.clone(),
       body: body.map(Bytes::from),
       timeout: inner.timeout,
       library: inner.library.clone(),
     };
     napi::bindgen_prelude::spawn(async move {
-      let (mut result, attempts) = transport::send_with_retry(&inner.http, &request, inner.retry.as_ref()).await;
+      let (mut result, attempts) =
+        transport::send_with_retry(&inner.http, &request, inner.retry.as_ref()).await;
       if let Ok(r) = &mut result {
         r.final_url.get_or_insert(url);
       }
@@ -133,7 +146,8 @@ struct Mailbox {
   raw: AtomicPtr<napi::sys::napi_threadsafe_function__>,
 }
 
-type Notifier = napi::threadsafe_function::ThreadsafeFunction<(), (), Vec<Reply>, Status, false, true>;
+type Notifier =
+  napi::threadsafe_function::ThreadsafeFunction<(), (), Vec<Reply>, Status, false, true>;
 
 /// Hands replies to JS in batches through one long-lived threadsafe function per
 /// client, instead of a promise and a threadsafe function per request (as an async
@@ -157,7 +171,12 @@ impl Delivery {
         let n = batch.len() as u32;
         if n > 0 && shared.inflight.fetch_sub(n, Ordering::Relaxed) == n {
           // SAFETY: on the JS thread, during a call of this very threadsafe function.
-          unsafe { napi::sys::napi_unref_threadsafe_function(ctx.env.raw(), shared.raw.load(Ordering::Relaxed)) };
+          unsafe {
+            napi::sys::napi_unref_threadsafe_function(
+              ctx.env.raw(),
+              shared.raw.load(Ordering::Relaxed),
+            )
+          };
         }
         Ok(batch)
       })?;
@@ -175,14 +194,20 @@ impl Delivery {
 
   async fn deliver(&self, reply: Reply) {
     let first = {
-      let mut replies = self.mailbox.replies.lock().unwrap_or_else(|p| p.into_inner());
+      let mut replies = self
+        .mailbox
+        .replies
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
       replies.push(reply);
       replies.len() == 1
     };
     if first {
       // Let the requests that finish in the same tick join the batch.
       napi::tokio::task::yield_now().await;
-      self.notifier.call((), ThreadsafeFunctionCallMode::NonBlocking);
+      self
+        .notifier
+        .call((), ThreadsafeFunctionCallMode::NonBlocking);
     }
   }
 }
@@ -244,15 +269,20 @@ impl Client {
       ca: options.ca.map(|b| b.to_vec()),
       connect_timeout: retrying.then(|| transport::retry_connect_timeout(timeout)),
     };
-    let http = transport::shared_client(&transport).map_err(|e| Error::new(Status::InvalidArg, e.message))?;
+    let http = transport::shared_client(&transport)
+      .map_err(|e| Error::new(Status::InvalidArg, e.message))?;
     let library = HeaderValue::from_str(&options.library)
       .map_err(|_| Error::new(Status::InvalidArg, "invalid library header"))?;
-    let retry = options.retry.filter(|r| r.attempts > 1).map(|r| RetryPolicy {
-      attempts: r.attempts,
-      min_delay: delay_ms(r.min_delay_ms, Duration::from_millis(100)),
-      max_delay: delay_ms(r.max_delay_ms, Duration::from_secs(5)),
-    });
-    let event_loop = options.event_loop == Some(true) && transport.proxy.is_none() && retry.is_none();
+    let retry = options
+      .retry
+      .filter(|r| r.attempts > 1)
+      .map(|r| RetryPolicy {
+        attempts: r.attempts,
+        min_delay: delay_ms(r.min_delay_ms, Duration::from_millis(100)),
+        max_delay: delay_ms(r.max_delay_ms, Duration::from_secs(5)),
+      });
+    let event_loop =
+      options.event_loop == Some(true) && transport.proxy.is_none() && retry.is_none();
     let ca = transport.ca.clone();
     let inner = Inner {
       base_url: options.base_url,
@@ -270,11 +300,22 @@ impl Client {
     let route = on_reply
       .filter(|_| event_loop)
       .and_then(|on_reply| {
-        let handoff = Handoff { inner: Arc::clone(&inner), delivery: Arc::clone(&delivery) };
+        let handoff = Handoff {
+          inner: Arc::clone(&inner),
+          delivery: Arc::clone(&delivery),
+        };
         // SAFETY: the constructor runs on the JS thread; `on_replies` is a live function.
         unsafe {
           let library = library_str(&inner.library);
-          crate::event_loop::Route::new(env.raw(), on_reply, &inner.base_url, inner.timeout, library, ca, handoff)
+          crate::event_loop::Route::new(
+            env.raw(),
+            on_reply,
+            &inner.base_url,
+            inner.timeout,
+            library,
+            ca,
+            handoff,
+          )
         }
       })
       .map(std::rc::Rc::new);
@@ -306,7 +347,9 @@ impl Client {
   ) -> Result<()> {
     #[cfg(unix)]
     if let Some(route) = &self.route {
-      let url = self.inner.signed_url(&method, &path, params, body.as_deref(), timestamp);
+      let url = self
+        .inner
+        .signed_url(&method, &path, params, body.as_deref(), timestamp);
       let method = if method == "GET" { "GET" } else { "POST" };
       crate::event_loop::start(route, id, method, url, body.map(String::into_bytes));
       return Ok(());
@@ -329,7 +372,14 @@ fn library_str(value: &HeaderValue) -> &str {
 
 impl Inner {
   /// `base_url + path + "?" + signed query`.
-  fn signed_url(&self, method: &str, path: &str, params: Option<Vec<String>>, body: Option<&str>, timestamp: i64) -> String {
+  fn signed_url(
+    &self,
+    method: &str,
+    path: &str,
+    params: Option<Vec<String>>,
+    body: Option<&str>,
+    timestamp: i64,
+  ) -> String {
     let params = pairs(params);
     let query = signed_query(
       &SigningInput {
@@ -355,13 +405,18 @@ impl Inner {
   ) -> Reply {
     let url = self.signed_url(&method, &path, params, body.as_deref(), timestamp);
     let request = Request {
-      method: if method == "GET" { Method::GET } else { Method::POST },
+      method: if method == "GET" {
+        Method::GET
+      } else {
+        Method::POST
+      },
       url,
       body: body.map(Bytes::from),
       timeout: self.timeout,
       library: self.library.clone(),
     };
-    let (result, attempts) = transport::send_with_retry(&self.http, &request, self.retry.as_ref()).await;
+    let (result, attempts) =
+      transport::send_with_retry(&self.http, &request, self.retry.as_ref()).await;
     reply_of(request.url, result, attempts, request.method == Method::GET)
   }
 }
@@ -375,7 +430,13 @@ pub fn reply_of(
 ) -> Reply {
   let retryable = match &result {
     Ok(r) if r.status < 400 => false,
-    Ok(r) => retry::is_retryable(idempotent, &Outcome::Status { status: r.status, retry_after: r.retry_after.as_deref() }),
+    Ok(r) => retry::is_retryable(
+      idempotent,
+      &Outcome::Status {
+        status: r.status,
+        retry_after: r.retry_after.as_deref(),
+      },
+    ),
     Err(e) => retry::is_retryable(idempotent, &Outcome::Failed(e)),
   };
   let mut reply = Reply {

@@ -35,21 +35,41 @@ pub fn md5_hex(data: Bytes) -> String {
 /// SHA-256(channel ‖ master key): the channel's `shared_secret`.
 #[napi(catch_unwind)]
 pub fn channel_shared_secret(channel: String, master_key: Buffer) -> Buffer {
-  encryption::shared_secret(&channel, &master_key).to_vec().into()
+  encryption::shared_secret(&channel, &master_key)
+    .to_vec()
+    .into()
 }
 
 /// Seals `plaintext` for `channel` with a fresh random nonce and returns the event
 /// `data` string `{"nonce":…,"ciphertext":…}`.
 #[napi(catch_unwind)]
-pub fn encrypt_for_channel(channel: String, master_key: Buffer, plaintext: String) -> Result<String> {
-  let nonce = encryption::random_nonce()
-    .map_err(|e| Error::new(Status::GenericFailure, format!("no OS randomness for the nonce: {e}")))?;
-  Ok(encryption::encrypt_with_nonce(&channel, &master_key, plaintext.as_bytes(), &nonce))
+pub fn encrypt_for_channel(
+  channel: String,
+  master_key: Buffer,
+  plaintext: String,
+) -> Result<String> {
+  let nonce = encryption::random_nonce().map_err(|e| {
+    Error::new(
+      Status::GenericFailure,
+      format!("no OS randomness for the nonce: {e}"),
+    )
+  })?;
+  Ok(encryption::encrypt_with_nonce(
+    &channel,
+    &master_key,
+    plaintext.as_bytes(),
+    &nonce,
+  ))
 }
 
 /// Opens an encrypted event's data; `null` when it is malformed or forged.
 #[napi(catch_unwind)]
-pub fn decrypt_for_channel(channel: String, master_key: Buffer, nonce: String, ciphertext: String) -> Option<String> {
+pub fn decrypt_for_channel(
+  channel: String,
+  master_key: Buffer,
+  nonce: String,
+  ciphertext: String,
+) -> Option<String> {
   let plain = encryption::decrypt(&channel, &master_key, &nonce, &ciphertext).ok()?;
   String::from_utf8(plain).ok()
 }

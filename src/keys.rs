@@ -13,11 +13,15 @@ fn invalid(e: config::MasterKeyError) -> Error {
 /// padded base64 of exactly 32 bytes.
 #[napi(catch_unwind)]
 pub fn master_key_from_base64(encoded: String) -> Result<Buffer> {
-  config::master_key_from_base64(&encoded).map(|k| k.to_vec().into()).map_err(invalid)
+  config::master_key_from_base64(&encoded)
+    .map(|k| k.to_vec().into())
+    .map_err(invalid)
 }
 
 /// The deprecated raw `encryptionMasterKey`: 32 UTF-16 units, used as its UTF-8 bytes.
 #[napi(catch_unwind)]
 pub fn master_key_from_raw(raw: String) -> Result<Buffer> {
-  config::master_key_from_raw(&raw).map(Into::into).map_err(invalid)
+  config::master_key_from_raw(&raw)
+    .map(Into::into)
+    .map_err(invalid)
 }

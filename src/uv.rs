@@ -37,7 +37,8 @@ pub struct Uv {
   pub req_size: unsafe extern "C" fn(c_int) -> usize,
   pub tcp_init: unsafe extern "C" fn(*mut Loop, *mut Handle) -> c_int,
   pub tcp_nodelay: unsafe extern "C" fn(*mut Handle, c_int) -> c_int,
-  pub tcp_connect: unsafe extern "C" fn(*mut Req, *mut Handle, *const libc::sockaddr, StatusCb) -> c_int,
+  pub tcp_connect:
+    unsafe extern "C" fn(*mut Req, *mut Handle, *const libc::sockaddr, StatusCb) -> c_int,
   pub read_start: unsafe extern "C" fn(*mut Handle, AllocCb, ReadCb) -> c_int,
   pub try_write: unsafe extern "C" fn(*mut Handle, *const Buf, c_uint) -> c_int,
   pub write: unsafe extern "C" fn(*mut Req, *mut Handle, *const Buf, c_uint, StatusCb) -> c_int,
@@ -140,7 +141,10 @@ impl Block {
   /// `ptr` came from [`Block::into_raw`] with the same `size`.
   pub unsafe fn free(ptr: *mut c_void, size: usize) {
     let len = size.div_ceil(8).max(1);
-    drop(Box::from_raw(std::ptr::slice_from_raw_parts_mut(ptr.cast::<u64>(), len)));
+    drop(Box::from_raw(std::ptr::slice_from_raw_parts_mut(
+      ptr.cast::<u64>(),
+      len,
+    )));
   }
 }
 

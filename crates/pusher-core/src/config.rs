@@ -50,8 +50,13 @@ pub fn master_key_from_base64(encoded: &str) -> Result<MasterKey, MasterKeyError
   if !is_padded_base64(encoded) {
     return Err(MasterKeyError::InvalidBase64);
   }
-  let decoded = STANDARD.decode(encoded).map_err(|_| MasterKeyError::InvalidBase64)?;
-  decoded.as_slice().try_into().map_err(|_| MasterKeyError::Base64WrongLength(decoded.len()))
+  let decoded = STANDARD
+    .decode(encoded)
+    .map_err(|_| MasterKeyError::InvalidBase64)?;
+  decoded
+    .as_slice()
+    .try_into()
+    .map_err(|_| MasterKeyError::Base64WrongLength(decoded.len()))
 }
 
 /// The deprecated raw `encryptionMasterKey`: its length is counted in UTF-16 units, as
@@ -75,13 +80,23 @@ mod tests {
       ("zyrm8pvV2C9fJcBfhyXzvxbJVN/H7QLmbe0xJi1GhPU=", Ok(32)),
       ("", Err(MasterKeyError::Base64WrongLength(0))),
       ("AAAA", Err(MasterKeyError::Base64WrongLength(3))),
-      ("zyrm8pvV2C9fJcBfhyXzvxbJVN_H7QLmbe0xJi1GhPU=", Err(MasterKeyError::InvalidBase64)),
-      ("zyrm8pvV2C9fJcBfhyXzvxbJVN/H7QLmbe0xJi1GhPU", Err(MasterKeyError::InvalidBase64)),
+      (
+        "zyrm8pvV2C9fJcBfhyXzvxbJVN_H7QLmbe0xJi1GhPU=",
+        Err(MasterKeyError::InvalidBase64),
+      ),
+      (
+        "zyrm8pvV2C9fJcBfhyXzvxbJVN/H7QLmbe0xJi1GhPU",
+        Err(MasterKeyError::InvalidBase64),
+      ),
       ("A===", Err(MasterKeyError::InvalidBase64)),
       ("not base64!", Err(MasterKeyError::InvalidBase64)),
     ];
     for (input, want) in cases {
-      assert_eq!(master_key_from_base64(input).map(|k| k.len()), *want, "{input:?}");
+      assert_eq!(
+        master_key_from_base64(input).map(|k| k.len()),
+        *want,
+        "{input:?}"
+      );
     }
   }
 
@@ -89,15 +104,24 @@ mod tests {
   fn raw_keys_count_utf16_units() {
     assert_eq!(master_key_from_raw(&"a".repeat(32)).unwrap().len(), 32);
     assert_eq!(master_key_from_raw(&"é".repeat(32)).unwrap().len(), 64);
-    assert_eq!(master_key_from_raw("short"), Err(MasterKeyError::RawWrongLength(5)));
+    assert_eq!(
+      master_key_from_raw("short"),
+      Err(MasterKeyError::RawWrongLength(5))
+    );
     assert_eq!(master_key_from_raw(&"😀".repeat(16)).unwrap().len(), 64);
   }
 
   #[test]
   fn messages_never_echo_the_key() {
     let msg = master_key_from_raw("secret-key").unwrap_err().to_string();
-    assert_eq!(msg, "encryptionMasterKey must be 32 bytes long, but the provided key is 10 bytes long");
+    assert_eq!(
+      msg,
+      "encryptionMasterKey must be 32 bytes long, but the provided key is 10 bytes long"
+    );
     let msg = master_key_from_base64("c2VjcmV0").unwrap_err().to_string();
-    assert_eq!(msg, "encryptionMasterKeyBase64 must decode to 32 bytes, but the provided key decodes to 6 bytes");
+    assert_eq!(
+      msg,
+      "encryptionMasterKeyBase64 must decode to 32 bytes, but the provided key decodes to 6 bytes"
+    );
   }
 }

@@ -30,10 +30,17 @@ pub fn random_nonce() -> Result<[u8; NONCE_LEN], getrandom::Error> {
 
 /// Seals `plaintext` and returns the event `data` string
 /// `{"nonce":"<base64>","ciphertext":"<base64>"}`.
-pub fn encrypt_with_nonce(channel: &str, master_key: &[u8], plaintext: &[u8], nonce: &[u8; NONCE_LEN]) -> String {
+pub fn encrypt_with_nonce(
+  channel: &str,
+  master_key: &[u8],
+  plaintext: &[u8],
+  nonce: &[u8; NONCE_LEN],
+) -> String {
   let cipher = XSalsa20Poly1305::new(&shared_secret(channel, master_key).into());
   // Encryption with a fixed-size key and nonce has no failure case for in-memory input.
-  let ciphertext = cipher.encrypt(Nonce::from_slice(nonce), plaintext).unwrap_or_default();
+  let ciphertext = cipher
+    .encrypt(Nonce::from_slice(nonce), plaintext)
+    .unwrap_or_default();
   format!(
     r#"{{"nonce":"{}","ciphertext":"{}"}}"#,
     STANDARD.encode(nonce),
@@ -48,14 +55,25 @@ pub enum DecryptError {
 }
 
 /// Opens a sealed payload given its base64 nonce and ciphertext.
-pub fn decrypt(channel: &str, master_key: &[u8], nonce_b64: &str, ciphertext_b64: &str) -> Result<Vec<u8>, DecryptError> {
-  let nonce = STANDARD.decode(nonce_b64).map_err(|_| DecryptError::Malformed)?;
-  let ciphertext = STANDARD.decode(ciphertext_b64).map_err(|_| DecryptError::Malformed)?;
+pub fn decrypt(
+  channel: &str,
+  master_key: &[u8],
+  nonce_b64: &str,
+  ciphertext_b64: &str,
+) -> Result<Vec<u8>, DecryptError> {
+  let nonce = STANDARD
+    .decode(nonce_b64)
+    .map_err(|_| DecryptError::Malformed)?;
+  let ciphertext = STANDARD
+    .decode(ciphertext_b64)
+    .map_err(|_| DecryptError::Malformed)?;
   if nonce.len() != NONCE_LEN {
     return Err(DecryptError::Malformed);
   }
   let cipher = XSalsa20Poly1305::new(&shared_secret(channel, master_key).into());
-  cipher.decrypt(Nonce::from_slice(&nonce), ciphertext.as_slice()).map_err(|_| DecryptError::Forged)
+  cipher
+    .decrypt(Nonce::from_slice(&nonce), ciphertext.as_slice())
+    .map_err(|_| DecryptError::Forged)
 }
 
 #[cfg(test)]
@@ -63,13 +81,18 @@ mod tests {
   use super::*;
 
   fn key() -> Vec<u8> {
-    STANDARD.decode("zyrm8pvV2C9fJcBfhyXzvxbJVN/H7QLmbe0xJi1GhPU=").unwrap()
+    STANDARD
+      .decode("zyrm8pvV2C9fJcBfhyXzvxbJVN/H7QLmbe0xJi1GhPU=")
+      .unwrap()
   }
 
   #[test]
   fn shared_secret_matches_upstream_vector() {
     let secret = shared_secret("private-encrypted-bla", &key());
-    assert_eq!(STANDARD.encode(secret), "nlr49ISQHz91yS3cy/yWmW8wFMNeTnNL5tNHnbPJcLQ=");
+    assert_eq!(
+      STANDARD.encode(secret),
+      "nlr49ISQHz91yS3cy/yWmW8wFMNeTnNL5tNHnbPJcLQ="
+    );
   }
 
   #[test]
@@ -78,10 +101,23 @@ mod tests {
     let data = encrypt_with_nonce("private-encrypted-x", &key(), br#"{"a":1}"#, &nonce);
     let nonce_b64 = STANDARD.encode(nonce);
     assert!(data.starts_with(&format!(r#"{{"nonce":"{nonce_b64}","ciphertext":""#)));
-    let ct = data.split(r#""ciphertext":""#).nth(1).unwrap().trim_end_matches("\"}");
-    assert_eq!(decrypt("private-encrypted-x", &key(), &nonce_b64, ct).unwrap(), br#"{"a":1}"#);
-    assert_eq!(decrypt("private-encrypted-y", &key(), &nonce_b64, ct), Err(DecryptError::Forged));
-    assert_eq!(decrypt("private-encrypted-x", &key(), "AAAA", ct), Err(DecryptError::Malformed));
+    let ct = data
+      .split(r#""ciphertext":""#)
+      .nth(1)
+      .unwrap()
+      .trim_end_matches("\"}");
+    assert_eq!(
+      decrypt("private-encrypted-x", &key(), &nonce_b64, ct).unwrap(),
+      br#"{"a":1}"#
+    );
+    assert_eq!(
+      decrypt("private-encrypted-y", &key(), &nonce_b64, ct),
+      Err(DecryptError::Forged)
+    );
+    assert_eq!(
+      decrypt("private-encrypted-x", &key(), "AAAA", ct),
+      Err(DecryptError::Malformed)
+    );
   }
 
   #[test]
@@ -89,7 +125,11 @@ mod tests {
     // secretbox("hello", zero nonce, key=SHA-256("private-encrypted-bla" ‖ key)) is
     // 16 bytes of tag plus 5 bytes of ciphertext.
     let data = encrypt_with_nonce("private-encrypted-bla", &key(), b"hello", &[0; 24]);
-    let ct = data.split(r#""ciphertext":""#).nth(1).unwrap().trim_end_matches("\"}");
+    let ct = data
+      .split(r#""ciphertext":""#)
+      .nth(1)
+      .unwrap()
+      .trim_end_matches("\"}");
     assert_eq!(STANDARD.decode(ct).unwrap().len(), 21);
     assert_ne!(random_nonce().unwrap(), random_nonce().unwrap());
   }

@@ -44,11 +44,21 @@ impl StdError for TransportError {}
 
 impl TransportError {
   pub fn invalid_url(message: &str) -> Self {
-    Self { kind: FailureKind::InvalidUrl, code: "ERR_INVALID_URL", message: message.into(), before_send: true }
+    Self {
+      kind: FailureKind::InvalidUrl,
+      code: "ERR_INVALID_URL",
+      message: message.into(),
+      before_send: true,
+    }
   }
 
   pub fn config(message: String) -> Self {
-    Self { kind: FailureKind::Config, code: "ERR_INVALID_ARG_VALUE", message, before_send: true }
+    Self {
+      kind: FailureKind::Config,
+      code: "ERR_INVALID_ARG_VALUE",
+      message,
+      before_send: true,
+    }
   }
 
   /// A socket-level failure named by its OS code (`ECONNREFUSED`, `EMFILE`, …), with
@@ -58,7 +68,12 @@ impl TransportError {
       "ECONNRESET" => "socket hang up".to_string(),
       _ => format!("connect {code} {}", host_port(url)),
     };
-    Self { kind: FailureKind::Network, code, message: format!("request to {url} failed, reason: {reason}"), before_send }
+    Self {
+      kind: FailureKind::Network,
+      code,
+      message: format!("request to {url} failed, reason: {reason}"),
+      before_send,
+    }
   }
 
   /// A name that did not resolve.
@@ -73,14 +88,26 @@ impl TransportError {
 
   /// The whole-request deadline passed.
   pub fn timeout(url: &str, timeout_ms: Option<u64>) -> Self {
-    let after = timeout_ms.map(|ms| format!(" after {ms} ms")).unwrap_or_default();
-    Self { kind: FailureKind::Timeout, code: "ETIMEDOUT", message: format!("request to {url} timed out{after}"), before_send: false }
+    let after = timeout_ms
+      .map(|ms| format!(" after {ms} ms"))
+      .unwrap_or_default();
+    Self {
+      kind: FailureKind::Timeout,
+      code: "ETIMEDOUT",
+      message: format!("request to {url} timed out{after}"),
+      before_send: false,
+    }
   }
 
   /// A TLS failure (certificate, handshake or record layer).
   pub fn tls(e: &rustls::Error, url: &str, before_send: bool) -> Self {
     let (kind, code, reason) = tls_cause(e);
-    Self { kind, code, message: format!("request to {url} failed, reason: {reason}"), before_send }
+    Self {
+      kind,
+      code,
+      message: format!("request to {url} failed, reason: {reason}"),
+      before_send,
+    }
   }
 
   pub fn too_many_redirects(url: &str) -> Self {
@@ -101,7 +128,10 @@ impl TransportError {
       return Self {
         kind: FailureKind::Network,
         code: "ETIMEDOUT",
-        message: format!("request to {url} failed, reason: connect ETIMEDOUT {}", host_port(url)),
+        message: format!(
+          "request to {url} failed, reason: connect ETIMEDOUT {}",
+          host_port(url)
+        ),
         before_send: true,
       };
     }
@@ -123,7 +153,11 @@ impl TransportError {
 
 fn host_port(url: &str) -> String {
   match url::Url::parse(url) {
-    Ok(u) => format!("{}:{}", u.host_str().unwrap_or(""), u.port_or_known_default().unwrap_or(0)),
+    Ok(u) => format!(
+      "{}:{}",
+      u.host_str().unwrap_or(""),
+      u.port_or_known_default().unwrap_or(0)
+    ),
     Err(_) => String::new(),
   }
 }
@@ -141,7 +175,11 @@ fn root_cause(err: &reqwest::Error, url: &str) -> (FailureKind, &'static str, St
         return (FailureKind::Network, "ECONNRESET", "socket hang up".into());
       }
       if h.is_parse() || h.is_parse_status() {
-        return (FailureKind::Network, "HPE_INVALID_RESPONSE", format!("malformed HTTP response: {h}"));
+        return (
+          FailureKind::Network,
+          "HPE_INVALID_RESPONSE",
+          format!("malformed HTTP response: {h}"),
+        );
       }
     }
     cause = match e.downcast_ref::<io::Error>() {
@@ -150,14 +188,23 @@ fn root_cause(err: &reqwest::Error, url: &str) -> (FailureKind, &'static str, St
           return found;
         }
         // `io::Error::source` skips the wrapped error itself; step into it instead.
-        io_err.get_ref().map(|inner| inner as &(dyn StdError + 'static))
+        io_err
+          .get_ref()
+          .map(|inner| inner as &(dyn StdError + 'static))
       }
       None => e.source(),
     };
   }
   if err.is_connect() {
-    let host = url::Url::parse(url).ok().and_then(|u| u.host_str().map(str::to_owned)).unwrap_or_default();
-    return (FailureKind::Network, "ENOTFOUND", format!("getaddrinfo ENOTFOUND {host}"));
+    let host = url::Url::parse(url)
+      .ok()
+      .and_then(|u| u.host_str().map(str::to_owned))
+      .unwrap_or_default();
+    return (
+      FailureKind::Network,
+      "ENOTFOUND",
+      format!("getaddrinfo ENOTFOUND {host}"),
+    );
   }
   if err.is_body() || err.is_request() {
     return (FailureKind::Network, "ECONNRESET", "socket hang up".into());
@@ -233,12 +280,19 @@ mod tests {
     let url = "http://127.0.0.1:8080/apps/1/events";
     let emfile = io::Error::from_raw_os_error(libc::EMFILE);
     assert_eq!(io_cause(&emfile, url).unwrap().1, "EMFILE");
-    assert_eq!(io_cause(&emfile, url).unwrap().2, "connect EMFILE 127.0.0.1:8080");
+    assert_eq!(
+      io_cause(&emfile, url).unwrap().2,
+      "connect EMFILE 127.0.0.1:8080"
+    );
     let unreachable = io::Error::from_raw_os_error(libc::ENETUNREACH);
     assert_eq!(io_cause(&unreachable, url).unwrap().1, "ENETUNREACH");
     let refused = io::Error::from_raw_os_error(libc::ECONNREFUSED);
     assert_eq!(io_cause(&refused, url).unwrap().1, "ECONNREFUSED");
     // A message-only error (a failed DNS lookup) is left to the caller.
-    assert!(io_cause(&io::Error::other("failed to lookup address information"), url).is_none());
+    assert!(io_cause(
+      &io::Error::other("failed to lookup address information"),
+      url
+    )
+    .is_none());
   }
 }

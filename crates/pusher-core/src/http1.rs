@@ -29,8 +29,16 @@ impl Origin {
       Some(port) => format!("{host_str}:{port}"),
       None => host_str.to_owned(),
     };
-    let host = host_str.trim_start_matches('[').trim_end_matches(']').to_owned();
-    Some(Self { host, port: url.port_or_known_default()?, host_header, https })
+    let host = host_str
+      .trim_start_matches('[')
+      .trim_end_matches(']')
+      .to_owned();
+    Some(Self {
+      host,
+      port: url.port_or_known_default()?,
+      host_header,
+      https,
+    })
   }
 }
 
@@ -39,8 +47,15 @@ impl Origin {
 fn is_plain_target(target: &str) -> bool {
   !target.contains("/.")
     && target.bytes().all(|b| {
-      b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'!' | b'$' | b'&' | b'(' | b')')
-        || matches!(b, b'*' | b'+' | b',' | b';' | b'=' | b':' | b'@' | b'/' | b'?' | b'%')
+      b.is_ascii_alphanumeric()
+        || matches!(
+          b,
+          b'-' | b'.' | b'_' | b'~' | b'!' | b'$' | b'&' | b'(' | b')'
+        )
+        || matches!(
+          b,
+          b'*' | b'+' | b',' | b';' | b'=' | b':' | b'@' | b'/' | b'?' | b'%'
+        )
     })
     && target.starts_with('/')
     && target.matches('?').count() <= 1
@@ -48,7 +63,10 @@ fn is_plain_target(target: &str) -> bool {
 
 /// The request target (path and query) of `url`, which starts with `base` (already
 /// known to be an http(s) origin): as WHATWG serialization gives it.
-pub fn request_target(url: &str, base_len: usize) -> Result<(Option<url::Url>, String), TransportError> {
+pub fn request_target(
+  url: &str,
+  base_len: usize,
+) -> Result<(Option<url::Url>, String), TransportError> {
   let target = &url[base_len..];
   if is_plain_target(target) {
     return Ok((None, target.to_owned()));
@@ -70,10 +88,23 @@ pub fn target_of(url: &url::Url) -> String {
 
 /// The request as reqwest writes it: request line, `accept`, `x-pusher-library`,
 /// `content-type` (with a body), `host`, `content-length` (with a body), body.
-pub fn request_bytes(method: &str, target: &str, host_header: &str, library: &str, body: Option<&[u8]>) -> Vec<u8> {
+pub fn request_bytes(
+  method: &str,
+  target: &str,
+  host_header: &str,
+  library: &str,
+  body: Option<&[u8]>,
+) -> Vec<u8> {
   let body_len = body.map_or(0, <[u8]>::len);
   let mut out = Vec::with_capacity(160 + target.len() + library.len() + body_len);
-  for part in [method, " ", target, " HTTP/1.1\r\naccept: */*\r\nx-pusher-library: ", library, "\r\n"] {
+  for part in [
+    method,
+    " ",
+    target,
+    " HTTP/1.1\r\naccept: */*\r\nx-pusher-library: ",
+    library,
+    "\r\n",
+  ] {
     out.extend_from_slice(part.as_bytes());
   }
   if body.is_some() {
@@ -167,7 +198,12 @@ fn header_string(headers: &[(String, String)]) -> String {
 
 impl Default for ResponseReader {
   fn default() -> Self {
-    Self { buf: Vec::new(), stage: Stage::Head, response: Response::default(), started: false }
+    Self {
+      buf: Vec::new(),
+      stage: Stage::Head,
+      response: Response::default(),
+      started: false,
+    }
   }
 }
 
@@ -216,14 +252,25 @@ impl ResponseReader {
         Stage::Body(Framing::Chunked) => self.stage = Stage::Chunk(None),
         Stage::Chunk(None) => {
           let Some(end) = find_crlf(&self.buf) else {
-            return if self.buf.len() > 4096 { Err(malformed("chunk size line too long")) } else { Ok(None) };
+            return if self.buf.len() > 4096 {
+              Err(malformed("chunk size line too long"))
+            } else {
+              Ok(None)
+            };
           };
           let line = &self.buf[..end];
           let digits = line.split(|&b| b == b';').next().unwrap_or_default();
-          let digits = std::str::from_utf8(digits).map_err(|_| malformed("invalid chunk size"))?.trim();
-          let size = usize::from_str_radix(digits, 16).map_err(|_| malformed("invalid chunk size"))?;
+          let digits = std::str::from_utf8(digits)
+            .map_err(|_| malformed("invalid chunk size"))?
+            .trim();
+          let size =
+            usize::from_str_radix(digits, 16).map_err(|_| malformed("invalid chunk size"))?;
           self.consume(end + 2);
-          self.stage = if size == 0 { Stage::Trailers } else { Stage::Chunk(Some(size)) };
+          self.stage = if size == 0 {
+            Stage::Trailers
+          } else {
+            Stage::Chunk(Some(size))
+          };
         }
         Stage::Chunk(Some(size)) => {
           if self.buf.len() < size + 2 {
@@ -232,12 +279,18 @@ impl ResponseReader {
           if &self.buf[size..size + 2] != b"\r\n" {
             return Err(malformed("invalid chunk end"));
           }
-          self.response.reply.body.extend_from_slice(&self.buf[..size]);
+          self
+            .response
+            .reply
+            .body
+            .extend_from_slice(&self.buf[..size]);
           self.consume(size + 2);
           self.stage = Stage::Chunk(None);
         }
         Stage::Trailers => {
-          let Some(end) = find_crlf(&self.buf) else { return Ok(None) };
+          let Some(end) = find_crlf(&self.buf) else {
+            return Ok(None);
+          };
           self.consume(end + 2);
           if end == 0 {
             if !self.buf.is_empty() {
@@ -268,7 +321,9 @@ impl ResponseReader {
     let mut parsed = httparse::Response::new(&mut headers);
     let len = match parsed.parse(&self.buf) {
       Ok(httparse::Status::Complete(len)) => len,
-      Ok(httparse::Status::Partial) if self.buf.len() > MAX_HEAD_BYTES => return Err(malformed("head too large")),
+      Ok(httparse::Status::Partial) if self.buf.len() > MAX_HEAD_BYTES => {
+        return Err(malformed("head too large"))
+      }
       Ok(httparse::Status::Partial) => return Ok(false),
       Err(e) => return Err(malformed(&e.to_string())),
     };
@@ -290,7 +345,10 @@ impl ResponseReader {
       let value = latin1(h.value);
       match name.as_str() {
         "content-length" => {
-          let n = value.trim().parse::<usize>().map_err(|_| malformed("invalid content-length"))?;
+          let n = value
+            .trim()
+            .parse::<usize>()
+            .map_err(|_| malformed("invalid content-length"))?;
           if length.is_some_and(|m| m != n) {
             return Err(malformed("conflicting content-length"));
           }
@@ -306,7 +364,9 @@ impl ResponseReader {
           }
         }
         "location" if response.location.is_none() => response.location = Some(value.clone()),
-        "retry-after" if response.reply.retry_after.is_none() => response.reply.retry_after = Some(value.clone()),
+        "retry-after" if response.reply.retry_after.is_none() => {
+          response.reply.retry_after = Some(value.clone())
+        }
         _ => {}
       }
       list.push((name, value));
@@ -363,20 +423,32 @@ mod tests {
 
   #[test]
   fn request_bytes_match_the_reqwest_transport() {
-    let post = request_bytes("POST", "/apps/1/events?a=b", "127.0.0.1:8080", "pusher-native 0.1.0", Some(b"{}"));
+    let post = request_bytes(
+      "POST",
+      "/apps/1/events?a=b",
+      "127.0.0.1:8080",
+      "pusher-native 0.1.0",
+      Some(b"{}"),
+    );
     assert_eq!(
       String::from_utf8(post).unwrap(),
       "POST /apps/1/events?a=b HTTP/1.1\r\naccept: */*\r\nx-pusher-library: pusher-native 0.1.0\r\n\
        content-type: application/json\r\nhost: 127.0.0.1:8080\r\ncontent-length: 2\r\n\r\n{}"
     );
     let get = request_bytes("GET", "/x", "h", "lib", None);
-    assert_eq!(String::from_utf8(get).unwrap(), "GET /x HTTP/1.1\r\naccept: */*\r\nx-pusher-library: lib\r\nhost: h\r\n\r\n");
+    assert_eq!(
+      String::from_utf8(get).unwrap(),
+      "GET /x HTTP/1.1\r\naccept: */*\r\nx-pusher-library: lib\r\nhost: h\r\n\r\n"
+    );
   }
 
   #[test]
   fn targets_are_serialized_as_whatwg_does() {
     let cases = [
-      ("/apps/1/events?auth_key=k&auth_timestamp=1", "/apps/1/events?auth_key=k&auth_timestamp=1"),
+      (
+        "/apps/1/events?auth_key=k&auth_timestamp=1",
+        "/apps/1/events?auth_key=k&auth_timestamp=1",
+      ),
       ("/apps/1/channels?info=a b", "/apps/1/channels?info=a%20b"),
       ("/apps/1/../2/x", "/apps/2/x"),
       ("/apps/1/x?q=\"<>\"", "/apps/1/x?q=%22%3C%3E%22"),
@@ -384,7 +456,11 @@ mod tests {
     ];
     for (target, expected) in cases {
       let url = format!("http://h:1{target}");
-      assert_eq!(request_target(&url, "http://h:1".len()).unwrap().1, expected, "{target}");
+      assert_eq!(
+        request_target(&url, "http://h:1".len()).unwrap().1,
+        expected,
+        "{target}"
+      );
       assert_eq!(target_of(&url::Url::parse(&url).unwrap()), expected);
     }
   }
@@ -393,10 +469,20 @@ mod tests {
   fn every_printable_byte_in_path_and_query_matches_whatwg() {
     for b in 0x20u8..0x7f {
       let c = b as char;
-      for target in [format!("/apps/1/a{c}b?x=1"), format!("/apps/1/x?k=a{c}b&z=1"), format!("/apps/1/{c}{c}/y")] {
+      for target in [
+        format!("/apps/1/a{c}b?x=1"),
+        format!("/apps/1/x?k=a{c}b&z=1"),
+        format!("/apps/1/{c}{c}/y"),
+      ] {
         let url = format!("http://h:1{target}");
-        let Ok(parsed) = url::Url::parse(&url) else { continue };
-        assert_eq!(request_target(&url, "http://h:1".len()).unwrap().1, target_of(&parsed), "{target:?}");
+        let Ok(parsed) = url::Url::parse(&url) else {
+          continue;
+        };
+        assert_eq!(
+          request_target(&url, "http://h:1".len()).unwrap().1,
+          target_of(&parsed),
+          "{target:?}"
+        );
       }
     }
   }
@@ -404,21 +490,44 @@ mod tests {
   #[test]
   fn origins() {
     let o = Origin::of(&url::Url::parse("http://[::1]:99").unwrap()).unwrap();
-    assert_eq!((o.host.as_str(), o.port, o.host_header.as_str(), o.https), ("::1", 99, "[::1]:99", false));
+    assert_eq!(
+      (o.host.as_str(), o.port, o.host_header.as_str(), o.https),
+      ("::1", 99, "[::1]:99", false)
+    );
     let o = Origin::of(&url::Url::parse("http://API.Example.com:80").unwrap()).unwrap();
-    assert_eq!((o.host.as_str(), o.port, o.host_header.as_str()), ("api.example.com", 80, "api.example.com"));
+    assert_eq!(
+      (o.host.as_str(), o.port, o.host_header.as_str()),
+      ("api.example.com", 80, "api.example.com")
+    );
     let o = Origin::of(&url::Url::parse("https://h:443").unwrap()).unwrap();
-    assert_eq!((o.host.as_str(), o.port, o.host_header.as_str(), o.https), ("h", 443, "h", true));
+    assert_eq!(
+      (o.host.as_str(), o.port, o.host_header.as_str(), o.https),
+      ("h", 443, "h", true)
+    );
     assert!(Origin::of(&url::Url::parse("ftp://h").unwrap()).is_none());
   }
 
   #[test]
   fn responses_in_pieces() {
-    let whole: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}";
+    let whole: &[u8] =
+      b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}";
     for split in 1..whole.len() {
-      let r = read_all(&[&whole[..split], &whole[split..]]).unwrap().expect("complete");
-      assert_eq!((r.reply.status, r.reply.status_text.as_str(), r.reply.body.as_slice(), r.reusable), (200, "OK", &b"{}"[..], true));
-      assert_eq!(r.reply.headers, "content-type\napplication/json\ncontent-length\n2\n");
+      let r = read_all(&[&whole[..split], &whole[split..]])
+        .unwrap()
+        .expect("complete");
+      assert_eq!(
+        (
+          r.reply.status,
+          r.reply.status_text.as_str(),
+          r.reply.body.as_slice(),
+          r.reusable
+        ),
+        (200, "OK", &b"{}"[..], true)
+      );
+      assert_eq!(
+        r.reply.headers,
+        "content-type\napplication/json\ncontent-length\n2\n"
+      );
     }
   }
 
@@ -428,29 +537,66 @@ mod tests {
       b"3;ext=1\r\nabc\r\n2\r\nde\r\n0\r\nT: x\r\n\r\n"])
     .unwrap()
     .unwrap();
-    assert_eq!((r.reply.status, r.reply.status_text.as_str(), r.reply.body.as_slice()), (201, "Fine", &b"abcde"[..]));
-    assert_eq!(r.reply.headers, "set-cookie\na\nset-cookie\nb\nx\n1\ntransfer-encoding\nchunked\n");
+    assert_eq!(
+      (
+        r.reply.status,
+        r.reply.status_text.as_str(),
+        r.reply.body.as_slice()
+      ),
+      (201, "Fine", &b"abcde"[..])
+    );
+    assert_eq!(
+      r.reply.headers,
+      "set-cookie\na\nset-cookie\nb\nx\n1\ntransfer-encoding\nchunked\n"
+    );
     assert!(r.reusable);
   }
 
   #[test]
   fn framing_by_close_and_informational_responses() {
     let mut reader = ResponseReader::default();
-    assert!(reader.feed(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.0 200 OK\r\n\r\nhello").unwrap().is_none());
+    assert!(reader
+      .feed(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.0 200 OK\r\n\r\nhello")
+      .unwrap()
+      .is_none());
     let r = reader.eof().unwrap();
-    assert_eq!((r.reply.status, r.reply.body.as_slice(), r.reusable), (200, &b"hello"[..], false));
-    let r = read_all(&[b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n"]).unwrap().unwrap();
-    assert_eq!((r.reply.status, r.reply.body.len(), r.reusable), (204, 0, false));
-    let r = read_all(&[b"HTTP/1.1 302 Found\r\nLocation: /final\r\nRetry-After: 3\r\nContent-Length: 0\r\n\r\n"]).unwrap().unwrap();
-    assert_eq!((r.location.as_deref(), r.reply.retry_after.as_deref()), (Some("/final"), Some("3")));
+    assert_eq!(
+      (r.reply.status, r.reply.body.as_slice(), r.reusable),
+      (200, &b"hello"[..], false)
+    );
+    let r = read_all(&[b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n"])
+      .unwrap()
+      .unwrap();
+    assert_eq!(
+      (r.reply.status, r.reply.body.len(), r.reusable),
+      (204, 0, false)
+    );
+    let r = read_all(&[
+      b"HTTP/1.1 302 Found\r\nLocation: /final\r\nRetry-After: 3\r\nContent-Length: 0\r\n\r\n",
+    ])
+    .unwrap()
+    .unwrap();
+    assert_eq!(
+      (r.location.as_deref(), r.reply.retry_after.as_deref()),
+      (Some("/final"), Some("3"))
+    );
   }
 
   #[test]
   fn malformed_responses() {
-    for bad in [&b"HTTP/1.1 abc OK\r\n\r\n"[..], b"garbage\r\n\r\n", b"HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n",
-      b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n"] {
+    for bad in [
+      &b"HTTP/1.1 abc OK\r\n\r\n"[..],
+      b"garbage\r\n\r\n",
+      b"HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n",
+      b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+    ] {
       let err = read_all(&[bad]).unwrap_err();
-      assert_eq!(err.code, "HPE_INVALID_RESPONSE", "{}", String::from_utf8_lossy(bad));
+      assert_eq!(
+        err.code,
+        "HPE_INVALID_RESPONSE",
+        "{}",
+        String::from_utf8_lossy(bad)
+      );
     }
   }
 

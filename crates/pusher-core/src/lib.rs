@@ -6,8 +6,8 @@
 
 pub mod config;
 pub mod encryption;
-pub mod http1;
 pub mod error;
+pub mod http1;
 pub mod retry;
 pub mod signature;
 pub mod transport;

@@ -21,7 +21,10 @@ pub struct RetryPolicy {
 
 /// What one attempt produced, as far as retrying is concerned.
 pub enum Outcome<'a> {
-  Status { status: u16, retry_after: Option<&'a str> },
+  Status {
+    status: u16,
+    retry_after: Option<&'a str>,
+  },
   Failed(&'a TransportError),
 }
 
@@ -32,9 +35,14 @@ pub fn is_retryable(idempotent: bool, outcome: &Outcome) -> bool {
   match outcome {
     Outcome::Failed(e) => match e.kind {
       FailureKind::Network | FailureKind::Timeout => idempotent || e.before_send,
-      FailureKind::Tls | FailureKind::InvalidUrl | FailureKind::Redirect | FailureKind::Config => false,
+      FailureKind::Tls | FailureKind::InvalidUrl | FailureKind::Redirect | FailureKind::Config => {
+        false
+      }
     },
-    Outcome::Status { status, retry_after } => {
+    Outcome::Status {
+      status,
+      retry_after,
+    } => {
       if idempotent {
         *status == 429 || (500..600).contains(status)
       } else {
@@ -48,7 +56,13 @@ pub fn is_retryable(idempotent: bool, outcome: &Outcome) -> bool {
 impl RetryPolicy {
   /// The delay before the next attempt, or `None` to stop. `attempt` counts from 1;
   /// `jitter` is a uniform draw from [0, 1).
-  pub fn next_delay(&self, attempt: u32, idempotent: bool, outcome: &Outcome, jitter: f64) -> Option<Duration> {
+  pub fn next_delay(
+    &self,
+    attempt: u32,
+    idempotent: bool,
+    outcome: &Outcome,
+    jitter: f64,
+  ) -> Option<Duration> {
     if attempt >= self.attempts || !is_retryable(idempotent, outcome) {
       return None;
     }
@@ -80,11 +94,20 @@ mod tests {
   use super::*;
 
   fn policy() -> RetryPolicy {
-    RetryPolicy { attempts: 4, min_delay: Duration::from_millis(100), max_delay: Duration::from_millis(250) }
+    RetryPolicy {
+      attempts: 4,
+      min_delay: Duration::from_millis(100),
+      max_delay: Duration::from_millis(250),
+    }
   }
 
   fn failure(kind: FailureKind, before_send: bool) -> TransportError {
-    TransportError { kind, code: "X", message: String::new(), before_send }
+    TransportError {
+      kind,
+      code: "X",
+      message: String::new(),
+      before_send,
+    }
   }
 
   #[test]
@@ -94,22 +117,42 @@ mod tests {
     let reset = failure(FailureKind::Network, false);
     let timeout = failure(FailureKind::Timeout, false);
     let connect_timeout = failure(FailureKind::Timeout, true);
-    assert!(p.next_delay(1, false, &Outcome::Failed(&refused), 0.0).is_some());
-    assert!(p.next_delay(1, false, &Outcome::Failed(&reset), 0.0).is_none());
-    assert!(p.next_delay(1, false, &Outcome::Failed(&timeout), 0.0).is_none());
-    assert!(p.next_delay(1, false, &Outcome::Failed(&connect_timeout), 0.0).is_some());
-    assert!(p.next_delay(1, true, &Outcome::Failed(&reset), 0.0).is_some());
-    assert!(p.next_delay(1, true, &Outcome::Failed(&timeout), 0.0).is_some());
+    // (idempotent, failure, retried)
+    let cases = [
+      (false, &refused, true),
+      (false, &reset, false),
+      (false, &timeout, false),
+      (false, &connect_timeout, true),
+      (true, &reset, true),
+      (true, &timeout, true),
+    ];
+    for (idempotent, failure, retried) in cases {
+      let delay = p.next_delay(1, idempotent, &Outcome::Failed(failure), 0.0);
+      assert_eq!(
+        delay.is_some(),
+        retried,
+        "{failure:?}, idempotent: {idempotent}"
+      );
+    }
   }
 
   #[test]
   fn permanent_failures_are_never_retried() {
     let p = policy();
-    for kind in [FailureKind::Tls, FailureKind::InvalidUrl, FailureKind::Redirect, FailureKind::Config] {
+    for kind in [
+      FailureKind::Tls,
+      FailureKind::InvalidUrl,
+      FailureKind::Redirect,
+      FailureKind::Config,
+    ] {
       for idempotent in [false, true] {
         let e = failure(kind, true);
         assert!(!is_retryable(idempotent, &Outcome::Failed(&e)), "{kind:?}");
-        assert!(p.next_delay(1, idempotent, &Outcome::Failed(&e), 0.0).is_none(), "{kind:?}");
+        assert!(
+          p.next_delay(1, idempotent, &Outcome::Failed(&e), 0.0)
+            .is_none(),
+          "{kind:?}"
+        );
       }
     }
   }
@@ -117,7 +160,10 @@ mod tests {
   #[test]
   fn statuses() {
     let p = policy();
-    let s = |status, retry_after| Outcome::Status { status, retry_after };
+    let s = |status, retry_after| Outcome::Status {
+      status,
+      retry_after,
+    };
     assert!(p.next_delay(1, true, &s(500, None), 0.0).is_some());
     assert!(p.next_delay(1, true, &s(429, None), 0.0).is_some());
     assert!(p.next_delay(1, true, &s(404, None), 0.0).is_none());
@@ -126,17 +172,39 @@ mod tests {
     assert!(p.next_delay(1, false, &s(503, Some("soon")), 0.0).is_none());
     assert!(p.next_delay(1, false, &s(500, Some("0")), 0.0).is_none());
     // Retry-After 0: no sooner than the backoff.
-    assert_eq!(p.next_delay(1, false, &s(429, Some("0")), 0.0), Some(Duration::from_millis(50)));
-    assert_eq!(p.next_delay(1, false, &s(503, Some(" 0 ")), 1.0), Some(Duration::from_millis(100)));
+    assert_eq!(
+      p.next_delay(1, false, &s(429, Some("0")), 0.0),
+      Some(Duration::from_millis(50))
+    );
+    assert_eq!(
+      p.next_delay(1, false, &s(503, Some(" 0 ")), 1.0),
+      Some(Duration::from_millis(100))
+    );
   }
 
   #[test]
   fn retry_after_is_honoured_up_to_max_delay() {
-    let p = RetryPolicy { attempts: 3, min_delay: Duration::from_millis(10), max_delay: Duration::from_secs(5) };
-    let s = |status, retry_after| Outcome::Status { status, retry_after };
-    assert_eq!(p.next_delay(1, false, &s(503, Some("2")), 0.0), Some(Duration::from_secs(2)));
-    assert_eq!(p.next_delay(1, true, &s(500, Some("1")), 0.5), Some(Duration::from_secs(1)));
-    assert_eq!(p.next_delay(1, true, &s(429, Some("5")), 0.0), Some(Duration::from_secs(5)));
+    let p = RetryPolicy {
+      attempts: 3,
+      min_delay: Duration::from_millis(10),
+      max_delay: Duration::from_secs(5),
+    };
+    let s = |status, retry_after| Outcome::Status {
+      status,
+      retry_after,
+    };
+    assert_eq!(
+      p.next_delay(1, false, &s(503, Some("2")), 0.0),
+      Some(Duration::from_secs(2))
+    );
+    assert_eq!(
+      p.next_delay(1, true, &s(500, Some("1")), 0.5),
+      Some(Duration::from_secs(1))
+    );
+    assert_eq!(
+      p.next_delay(1, true, &s(429, Some("5")), 0.0),
+      Some(Duration::from_secs(5))
+    );
     // Longer than allowed: stop, though the failure stays retryable for the caller.
     assert!(p.next_delay(1, false, &s(429, Some("6")), 0.0).is_none());
     assert!(is_retryable(false, &s(429, Some("6"))));
@@ -147,13 +215,23 @@ mod tests {
   fn backoff_is_exponential_capped_and_jittered() {
     let p = policy();
     let e = failure(FailureKind::Network, true);
-    let d = |attempt, jitter| p.next_delay(attempt, false, &Outcome::Failed(&e), jitter).unwrap();
+    let d = |attempt, jitter| {
+      p.next_delay(attempt, false, &Outcome::Failed(&e), jitter)
+        .unwrap()
+    };
     assert_eq!(d(1, 0.0), Duration::from_millis(50));
     assert_eq!(d(1, 1.0), Duration::from_millis(100));
     assert_eq!(d(2, 1.0), Duration::from_millis(200));
     assert_eq!(d(3, 1.0), Duration::from_millis(250));
     assert!(p.next_delay(4, false, &Outcome::Failed(&e), 0.0).is_none());
-    let zero = RetryPolicy { attempts: 2, min_delay: Duration::ZERO, max_delay: Duration::ZERO };
-    assert_eq!(zero.next_delay(1, false, &Outcome::Failed(&e), 0.7), Some(Duration::ZERO));
+    let zero = RetryPolicy {
+      attempts: 2,
+      min_delay: Duration::ZERO,
+      max_delay: Duration::ZERO,
+    };
+    assert_eq!(
+      zero.next_delay(1, false, &Outcome::Failed(&e), 0.7),
+      Some(Duration::ZERO)
+    );
   }
 }

@@ -53,7 +53,9 @@ fn to_hex(digest: &[u8]) -> String {
   let mut buf = [0u8; 128];
   let out = &mut buf[..digest.len() * 2];
   hex::encode_to_slice(digest, out).unwrap_or_else(|_| unreachable!());
-  std::str::from_utf8(out).unwrap_or_else(|_| unreachable!()).to_owned()
+  std::str::from_utf8(out)
+    .unwrap_or_else(|_| unreachable!())
+    .to_owned()
 }
 
 pub fn sha256(data: &[u8]) -> [u8; 32] {
@@ -142,7 +144,10 @@ mod tests {
       b"7ad3773142a6692b25b8",
     );
     assert!(q.contains("body_md5=ec365a775a4cd0599faeb73354201b6f"));
-    assert_eq!(sig_of(&q), "da454824c97ba181a32ccc17a72625ba02771f50b50e1e7430e47a1f3f457e6c");
+    assert_eq!(
+      sig_of(&q),
+      "da454824c97ba181a32ccc17a72625ba02771f50b50e1e7430e47a1f3f457e6c"
+    );
   }
 
   #[test]
@@ -174,10 +179,19 @@ mod tests {
       ("alpha".to_string(), "2".to_string()),
     ];
     let q = signed_query(
-      &SigningInput { method: "GET", path: "/p", key: "k", timestamp: 7, body: None, params: &params },
+      &SigningInput {
+        method: "GET",
+        path: "/p",
+        key: "k",
+        timestamp: 7,
+        body: None,
+        params: &params,
+      },
       b"s",
     );
-    assert!(q.starts_with("Zeta=1&alpha=2&auth_key=k&auth_timestamp=7&auth_version=1.0&info=a b&auth_signature="));
+    assert!(q.starts_with(
+      "Zeta=1&alpha=2&auth_key=k&auth_timestamp=7&auth_version=1.0&info=a b&auth_signature="
+    ));
     let signed = "GET\n/p\nZeta=1&alpha=2&auth_key=k&auth_timestamp=7&auth_version=1.0&info=a b";
     assert_eq!(sig_of(&q), hmac_sha256_hex(b"s", signed.as_bytes()));
   }
@@ -185,9 +199,19 @@ mod tests {
   #[test]
   fn keys_sort_by_utf16_units_like_javascript() {
     // U+FF5E sorts after U+1F600 in UTF-8 byte order but before it in UTF-16.
-    let params = vec![("\u{1F600}".to_string(), "x".to_string()), ("\u{FF5E}".to_string(), "y".to_string())];
+    let params = vec![
+      ("\u{1F600}".to_string(), "x".to_string()),
+      ("\u{FF5E}".to_string(), "y".to_string()),
+    ];
     let q = signed_query(
-      &SigningInput { method: "GET", path: "/", key: "k", timestamp: 1, body: None, params: &params },
+      &SigningInput {
+        method: "GET",
+        path: "/",
+        key: "k",
+        timestamp: 1,
+        body: None,
+        params: &params,
+      },
       b"s",
     );
     assert!(q.contains("auth_version=1.0&\u{1F600}=x&\u{FF5E}=y"), "{q}");
@@ -196,7 +220,14 @@ mod tests {
   #[test]
   fn empty_body_gets_no_md5_and_negative_timestamps_are_not_clamped() {
     let q = signed_query(
-      &SigningInput { method: "POST", path: "/", key: "k", timestamp: 2_147_483_648, body: Some(b""), params: &[] },
+      &SigningInput {
+        method: "POST",
+        path: "/",
+        key: "k",
+        timestamp: 2_147_483_648,
+        body: Some(b""),
+        params: &[],
+      },
       b"s",
     );
     assert!(!q.contains("body_md5"));
@@ -225,7 +256,13 @@ mod tests {
       mac.update(message);
       hex::encode(mac.finalize().into_bytes())
     };
-    for (secret, message) in [(&b"tofu"[..], &b"a"[..]), (b"tofu", b"b"), (b"tof", b"a"), (b"", b"a"), (b"tofu", b"a")] {
+    for (secret, message) in [
+      (&b"tofu"[..], &b"a"[..]),
+      (b"tofu", b"b"),
+      (b"tof", b"a"),
+      (b"", b"a"),
+      (b"tofu", b"a"),
+    ] {
       assert_eq!(hmac_sha256_hex(secret, message), fresh(secret, message));
     }
     let long = [7u8; 100]; // longer than a block: hashed first

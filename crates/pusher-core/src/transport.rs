@@ -71,17 +71,23 @@ fn extra_ca_from_env() -> Vec<CertificateDer<'static>> {
 }
 
 fn parse_certs(pem: &[u8]) -> Vec<CertificateDer<'static>> {
-  CertificateDer::pem_slice_iter(pem).filter_map(Result::ok).collect()
+  CertificateDer::pem_slice_iter(pem)
+    .filter_map(Result::ok)
+    .collect()
 }
 
 /// rustls with Mozilla's roots, `NODE_EXTRA_CA_CERTS` and `extra_ca` (PEM).
 pub fn tls_config(extra_ca: Option<&[u8]>) -> Result<rustls::ClientConfig, TransportError> {
-  let mut roots = RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
+  let mut roots = RootCertStore {
+    roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+  };
   let mut extra = extra_ca_from_env();
   if let Some(pem) = extra_ca {
     let certs = parse_certs(pem);
     if certs.is_empty() {
-      return Err(TransportError::config("the ca option holds no PEM certificate".into()));
+      return Err(TransportError::config(
+        "the ca option holds no PEM certificate".into(),
+      ));
     }
     extra.extend(certs);
   }
@@ -113,7 +119,9 @@ pub fn build_client(options: &TransportOptions) -> Result<Client, TransportError
       .map_err(|_| TransportError::config(format!("invalid proxy URL: {proxy}")))?;
     builder = builder.proxy(proxy);
   }
-  builder.build().map_err(|e| TransportError::config(format!("HTTP client setup failed: {e}")))
+  builder
+    .build()
+    .map_err(|e| TransportError::config(format!("HTTP client setup failed: {e}")))
 }
 
 /// One client per distinct options for the whole process, so connections are pooled
@@ -121,7 +129,9 @@ pub fn build_client(options: &TransportOptions) -> Result<Client, TransportError
 pub fn shared_client(options: &TransportOptions) -> Result<Client, TransportError> {
   static CLIENTS: OnceLock<Mutex<HashMap<TransportOptions, Client>>> = OnceLock::new();
   let clients = CLIENTS.get_or_init(Default::default);
-  let mut clients = clients.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+  let mut clients = clients
+    .lock()
+    .unwrap_or_else(|poisoned| poisoned.into_inner());
   if let Some(client) = clients.get(options) {
     return Ok(client.clone());
   }
@@ -135,8 +145,12 @@ pub fn parse_url(url: &str) -> Result<Url, TransportError> {
   let parsed = Url::parse(url).map_err(|_| TransportError::invalid_url("Invalid URL"))?;
   match parsed.scheme() {
     "http" | "https" if parsed.host_str().is_some_and(|h| !h.is_empty()) => Ok(parsed),
-    "http" | "https" => Err(TransportError::invalid_url("Only absolute URLs are supported")),
-    _ => Err(TransportError::invalid_url("Only HTTP(S) protocols are supported")),
+    "http" | "https" => Err(TransportError::invalid_url(
+      "Only absolute URLs are supported",
+    )),
+    _ => Err(TransportError::invalid_url(
+      "Only HTTP(S) protocols are supported",
+    )),
   }
 }
 
@@ -163,10 +177,15 @@ pub async fn send_with_retry(
   let mut attempt = 1;
   loop {
     let result = send(client, request).await;
-    let Some(policy) = policy else { return (result, attempt) };
+    let Some(policy) = policy else {
+      return (result, attempt);
+    };
     let outcome = match &result {
       Ok(reply) if reply.status < 400 => return (result, attempt),
-      Ok(reply) => Outcome::Status { status: reply.status, retry_after: reply.retry_after.as_deref() },
+      Ok(reply) => Outcome::Status {
+        status: reply.status,
+        retry_after: reply.retry_after.as_deref(),
+      },
       Err(e) => Outcome::Failed(e),
     };
     match policy.next_delay(attempt, idempotent, &outcome, jitter()) {
@@ -195,7 +214,9 @@ pub async fn send(client: &Client, request: &Request) -> Result<Reply, Transport
     builder = builder.timeout(timeout);
   }
   if let Some(body) = &request.body {
-    builder = builder.header(CONTENT_TYPE, HeaderValue::from_static("application/json")).body(body.clone());
+    builder = builder
+      .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
+      .body(body.clone());
   }
   let fail = |e: reqwest::Error| TransportError::from_reqwest(&e, &request.url, timeout_ms);
   let response = builder.send().await.map_err(fail)?;
@@ -203,13 +224,28 @@ pub async fn send(client: &Client, request: &Request) -> Result<Reply, Transport
   // hyper keeps the phrase only when it is not the canonical one.
   let status_text = match response.extensions().get::<hyper::ext::ReasonPhrase>() {
     Some(reason) => reason.as_bytes().iter().map(|&b| b as char).collect(),
-    None => response.status().canonical_reason().unwrap_or("").to_owned(),
+    None => response
+      .status()
+      .canonical_reason()
+      .unwrap_or("")
+      .to_owned(),
   };
   let final_url = (response.url() != &url).then(|| response.url().to_string());
   let headers = headers_to_string(response.headers());
-  let retry_after = response.headers().get(RETRY_AFTER).and_then(|v| v.to_str().ok()).map(str::to_owned);
+  let retry_after = response
+    .headers()
+    .get(RETRY_AFTER)
+    .and_then(|v| v.to_str().ok())
+    .map(str::to_owned);
   let body = response.bytes().await.map_err(fail)?.to_vec();
-  Ok(Reply { status, status_text, final_url, headers, body, retry_after })
+  Ok(Reply {
+    status,
+    status_text,
+    final_url,
+    headers,
+    body,
+    retry_after,
+  })
 }
 
 #[cfg(test)]
@@ -220,7 +256,10 @@ mod tests {
 
   /// A one-shot HTTP server on loopback that answers each connection with `reply`
   /// and hands back what it received.
-  fn serve(reply: &'static str, connections: usize) -> (String, std::thread::JoinHandle<Vec<String>>) {
+  fn serve(
+    reply: &'static str,
+    connections: usize,
+  ) -> (String, std::thread::JoinHandle<Vec<String>>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     let handle = std::thread::spawn(move || {
@@ -239,7 +278,11 @@ mod tests {
 
   fn request(url: String, body: Option<&str>) -> Request {
     Request {
-      method: if body.is_some() { Method::POST } else { Method::GET },
+      method: if body.is_some() {
+        Method::POST
+      } else {
+        Method::GET
+      },
       url,
       body: body.map(|b| Bytes::copy_from_slice(b.as_bytes())),
       timeout: Some(Duration::from_secs(5)),
@@ -252,14 +295,22 @@ mod tests {
     let (base, server) =
       serve("HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}", 1);
     let client = build_client(&TransportOptions::default()).unwrap();
-    let reply = send(&client, &request(format!("{base}/apps/1/events?info=a b"), Some("{\"a\":1}"))).await.unwrap();
+    let reply = send(
+      &client,
+      &request(format!("{base}/apps/1/events?info=a b"), Some("{\"a\":1}")),
+    )
+    .await
+    .unwrap();
     assert_eq!(reply.status, 200);
     assert_eq!(reply.status_text, "OK");
     assert_eq!(reply.body, b"{}");
     assert!(reply.headers.contains("content-type\napplication/json\n"));
     assert_eq!(reply.final_url, None);
     let seen = server.join().unwrap().remove(0);
-    assert!(seen.starts_with("POST /apps/1/events?info=a%20b HTTP/1.1\r\n"), "{seen}");
+    assert!(
+      seen.starts_with("POST /apps/1/events?info=a%20b HTTP/1.1\r\n"),
+      "{seen}"
+    );
     assert!(seen.contains("x-pusher-library: pusher-native test\r\n"));
     assert!(seen.contains("content-type: application/json\r\n"));
     assert!(seen.ends_with("\r\n\r\n{\"a\":1}"));
@@ -267,19 +318,36 @@ mod tests {
 
   #[tokio::test]
   async fn refused_connections_are_classified() {
-    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = TcpListener::bind("127.0.0.1:0")
+      .unwrap()
+      .local_addr()
+      .unwrap()
+      .port();
     let client = build_client(&TransportOptions::default()).unwrap();
-    let err = send(&client, &request(format!("http://127.0.0.1:{port}/x"), None)).await.unwrap_err();
+    let err = send(
+      &client,
+      &request(format!("http://127.0.0.1:{port}/x"), None),
+    )
+    .await
+    .unwrap_err();
     assert_eq!(err.code, "ECONNREFUSED");
     assert!(err.before_send);
-    assert!(err.message.contains(&format!("connect ECONNREFUSED 127.0.0.1:{port}")), "{}", err.message);
+    assert!(
+      err
+        .message
+        .contains(&format!("connect ECONNREFUSED 127.0.0.1:{port}")),
+      "{}",
+      err.message
+    );
   }
 
   #[tokio::test]
   async fn a_closed_connection_is_a_reset() {
     let (base, _server) = serve("", 1);
     let client = build_client(&TransportOptions::default()).unwrap();
-    let err = send(&client, &request(format!("{base}/x"), None)).await.unwrap_err();
+    let err = send(&client, &request(format!("{base}/x"), None))
+      .await
+      .unwrap_err();
     assert_eq!(err.code, "ECONNRESET", "{err:?}");
   }
 
@@ -298,27 +366,57 @@ mod tests {
     req.timeout = Some(Duration::from_millis(200));
     let started = std::time::Instant::now();
     let err = send(&client, &req).await.unwrap_err();
-    assert_eq!(err.code, "ETIMEDOUT", "{err:?} after {:?}", started.elapsed());
+    assert_eq!(
+      err.code,
+      "ETIMEDOUT",
+      "{err:?} after {:?}",
+      started.elapsed()
+    );
     assert!(started.elapsed() < Duration::from_millis(1500));
   }
 
   #[tokio::test]
   async fn retries_a_refused_post_then_gives_up() {
-    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = TcpListener::bind("127.0.0.1:0")
+      .unwrap()
+      .local_addr()
+      .unwrap()
+      .port();
     let client = build_client(&TransportOptions::default()).unwrap();
-    let policy = RetryPolicy { attempts: 3, min_delay: Duration::from_millis(1), max_delay: Duration::from_millis(2) };
-    let (result, attempts) =
-      send_with_retry(&client, &request(format!("http://127.0.0.1:{port}/x"), Some("{}")), Some(&policy)).await;
+    let policy = fast_retries(3);
+    let (result, attempts) = send_with_retry(
+      &client,
+      &request(format!("http://127.0.0.1:{port}/x"), Some("{}")),
+      Some(&policy),
+    )
+    .await;
     assert_eq!(result.unwrap_err().code, "ECONNREFUSED");
     assert_eq!(attempts, 3);
   }
 
+  /// Retries a millisecond apart.
+  fn fast_retries(attempts: u32) -> RetryPolicy {
+    RetryPolicy {
+      attempts,
+      min_delay: Duration::from_millis(1),
+      max_delay: Duration::from_millis(2),
+    }
+  }
+
   #[tokio::test]
   async fn a_post_answered_500_is_not_retried() {
-    let (base, server) = serve("HTTP/1.1 500 Oops\r\ncontent-length: 0\r\nconnection: close\r\n\r\n", 1);
+    let (base, server) = serve(
+      "HTTP/1.1 500 Oops\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+      1,
+    );
     let client = build_client(&TransportOptions::default()).unwrap();
-    let policy = RetryPolicy { attempts: 3, min_delay: Duration::from_millis(1), max_delay: Duration::from_millis(2) };
-    let (result, attempts) = send_with_retry(&client, &request(format!("{base}/x"), Some("{}")), Some(&policy)).await;
+    let policy = fast_retries(3);
+    let (result, attempts) = send_with_retry(
+      &client,
+      &request(format!("{base}/x"), Some("{}")),
+      Some(&policy),
+    )
+    .await;
     assert_eq!(result.unwrap().status, 500);
     assert_eq!(attempts, 1);
     assert_eq!(server.join().unwrap().len(), 1);
@@ -344,16 +442,36 @@ mod tests {
   #[tokio::test]
   async fn a_connect_timeout_is_before_send_and_retried_for_a_post() {
     let (_listener, base, _fillers) = hung_listener();
-    let options = TransportOptions { connect_timeout: Some(Duration::from_millis(150)), ..Default::default() };
+    let options = TransportOptions {
+      connect_timeout: Some(Duration::from_millis(150)),
+      ..Default::default()
+    };
     let client = build_client(&options).unwrap();
-    let policy = RetryPolicy { attempts: 2, min_delay: Duration::from_millis(1), max_delay: Duration::from_millis(2) };
+    let policy = fast_retries(2);
     let started = std::time::Instant::now();
-    let (result, attempts) = send_with_retry(&client, &request(format!("{base}/x"), Some("{}")), Some(&policy)).await;
+    let (result, attempts) = send_with_retry(
+      &client,
+      &request(format!("{base}/x"), Some("{}")),
+      Some(&policy),
+    )
+    .await;
     let err = result.unwrap_err();
-    assert_eq!((err.kind, err.code, err.before_send), (crate::error::FailureKind::Network, "ETIMEDOUT", true), "{err:?}");
-    assert!(err.message.contains("connect ETIMEDOUT 127.0.0.1:"), "{}", err.message);
+    assert_eq!(
+      (err.kind, err.code, err.before_send),
+      (crate::error::FailureKind::Network, "ETIMEDOUT", true),
+      "{err:?}"
+    );
+    assert!(
+      err.message.contains("connect ETIMEDOUT 127.0.0.1:"),
+      "{}",
+      err.message
+    );
     assert_eq!(attempts, 2);
-    assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
+    assert!(
+      started.elapsed() < Duration::from_secs(2),
+      "{:?}",
+      started.elapsed()
+    );
   }
 
   #[tokio::test]
@@ -362,34 +480,59 @@ mod tests {
     // body did not leave, so a POST is not retried.
     let (_listener, base, _fillers) = hung_listener();
     let client = build_client(&TransportOptions::default()).unwrap();
-    let policy = RetryPolicy { attempts: 3, min_delay: Duration::from_millis(1), max_delay: Duration::from_millis(2) };
+    let policy = fast_retries(3);
     let mut req = request(format!("{base}/x"), Some("{}"));
     req.timeout = Some(Duration::from_millis(150));
     let (result, attempts) = send_with_retry(&client, &req, Some(&policy)).await;
     let err = result.unwrap_err();
-    assert_eq!((err.kind, err.before_send), (crate::error::FailureKind::Timeout, false), "{err:?}");
+    assert_eq!(
+      (err.kind, err.before_send),
+      (crate::error::FailureKind::Timeout, false),
+      "{err:?}"
+    );
     assert_eq!(attempts, 1);
   }
 
   #[test]
   fn connect_timeout_for_retries() {
     assert_eq!(retry_connect_timeout(None), Duration::from_secs(10));
-    assert_eq!(retry_connect_timeout(Some(Duration::from_millis(200))), Duration::from_millis(150));
-    assert_eq!(retry_connect_timeout(Some(Duration::from_secs(60))), Duration::from_secs(10));
+    assert_eq!(
+      retry_connect_timeout(Some(Duration::from_millis(200))),
+      Duration::from_millis(150)
+    );
+    assert_eq!(
+      retry_connect_timeout(Some(Duration::from_secs(60))),
+      Duration::from_secs(10)
+    );
   }
 
   #[test]
   fn urls_are_checked_like_node_fetch() {
-    assert_eq!(parse_url("ftp://x/y").unwrap_err().message, "Only HTTP(S) protocols are supported");
+    assert_eq!(
+      parse_url("ftp://x/y").unwrap_err().message,
+      "Only HTTP(S) protocols are supported"
+    );
     assert_eq!(parse_url("http://").unwrap_err().message, "Invalid URL");
-    assert_eq!(parse_url("http://h/a b?c=d e").unwrap().as_str(), "http://h/a%20b?c=d%20e");
+    assert_eq!(
+      parse_url("http://h/a b?c=d e").unwrap().as_str(),
+      "http://h/a%20b?c=d%20e"
+    );
   }
 
   #[test]
   fn a_ca_without_certificates_is_refused() {
-    let options = TransportOptions { ca: Some(b"not a certificate".to_vec()), ..Default::default() };
-    assert!(build_client(&options).unwrap_err().message.contains("no PEM certificate"));
-    let proxy = TransportOptions { proxy: Some("::bad::".into()), ..Default::default() };
+    let options = TransportOptions {
+      ca: Some(b"not a certificate".to_vec()),
+      ..Default::default()
+    };
+    assert!(build_client(&options)
+      .unwrap_err()
+      .message
+      .contains("no PEM certificate"));
+    let proxy = TransportOptions {
+      proxy: Some("::bad::".into()),
+      ..Default::default()
+    };
     assert!(build_client(&proxy).is_err());
   }
 }

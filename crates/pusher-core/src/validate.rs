@@ -16,29 +16,53 @@ pub struct Limits {
 
 impl Default for Limits {
   fn default() -> Self {
-    Self { event_bytes: 10240, batch_size: 10, channels: 100 }
+    Self {
+      event_bytes: 10240,
+      batch_size: 10,
+      channels: 100,
+    }
   }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LimitError {
-  EventTooLarge { event: String, bytes: usize, limit: usize },
-  BatchTooLong { size: usize, limit: usize },
-  TooManyChannels { count: usize, limit: usize },
+  EventTooLarge {
+    event: String,
+    bytes: usize,
+    limit: usize,
+  },
+  BatchTooLong {
+    size: usize,
+    limit: usize,
+  },
+  TooManyChannels {
+    count: usize,
+    limit: usize,
+  },
 }
 
 impl fmt::Display for LimitError {
   fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
     match self {
-      Self::EventTooLarge { event, bytes, limit } => write!(
+      Self::EventTooLarge {
+        event,
+        bytes,
+        limit,
+      } => write!(
         f,
         "Event '{event}' has {bytes} bytes of data, over the limit of {limit} bytes"
       ),
       Self::BatchTooLong { size, limit } => {
-        write!(f, "Batch of {size} events is over the limit of {limit} events per request")
+        write!(
+          f,
+          "Batch of {size} events is over the limit of {limit} events per request"
+        )
       }
       Self::TooManyChannels { count, limit } => {
-        write!(f, "Trigger to {count} channels is over the limit of {limit} channels per request")
+        write!(
+          f,
+          "Trigger to {count} channels is over the limit of {limit} channels per request"
+        )
       }
     }
   }
@@ -49,21 +73,31 @@ impl std::error::Error for LimitError {}
 impl Limits {
   pub fn check_event(&self, event: &str, data: &str) -> Result<(), LimitError> {
     if data.len() > self.event_bytes {
-      return Err(LimitError::EventTooLarge { event: event.into(), bytes: data.len(), limit: self.event_bytes });
+      return Err(LimitError::EventTooLarge {
+        event: event.into(),
+        bytes: data.len(),
+        limit: self.event_bytes,
+      });
     }
     Ok(())
   }
 
   pub fn check_batch(&self, size: usize) -> Result<(), LimitError> {
     if size > self.batch_size {
-      return Err(LimitError::BatchTooLong { size, limit: self.batch_size });
+      return Err(LimitError::BatchTooLong {
+        size,
+        limit: self.batch_size,
+      });
     }
     Ok(())
   }
 
   pub fn check_channels(&self, count: usize) -> Result<(), LimitError> {
     if count > self.channels {
-      return Err(LimitError::TooManyChannels { count, limit: self.channels });
+      return Err(LimitError::TooManyChannels {
+        count,
+        limit: self.channels,
+      });
     }
     Ok(())
   }
@@ -78,7 +112,9 @@ mod tests {
     let l = Limits::default();
     assert!(l.check_event("e", &"x".repeat(10240)).is_ok());
     assert_eq!(
-      l.check_event("e", &"x".repeat(10241)).unwrap_err().to_string(),
+      l.check_event("e", &"x".repeat(10241))
+        .unwrap_err()
+        .to_string(),
       "Event 'e' has 10241 bytes of data, over the limit of 10240 bytes"
     );
     // Bytes, not characters: 4000 × "é" is 8000 bytes.
