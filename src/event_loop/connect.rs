@@ -122,7 +122,6 @@ pub(super) fn open(
       reader: ResponseReader::default(),
       idle_since: Instant::now(),
       fallbacks: addrs,
-      connected: false,
       tls: None,
     }));
     uv::set_data(tcp, conn);
@@ -132,8 +131,7 @@ pub(super) fn open(
     let req = Block::new(req_size).into_raw();
     let pending = Box::into_raw(Box::new((conn, request)));
     uv::set_data(req, pending);
-    let (storage, len) = std_to_sockaddr(first);
-    let _ = len;
+    let storage = std_to_sockaddr(first);
     let rc = (uv.tcp_connect)(
       req,
       tcp,
@@ -162,7 +160,6 @@ pub(super) unsafe extern "C" fn on_connect(req: *mut Req, status: c_int) {
     return connect_ended(&origin);
   };
   if status == 0 {
-    (*conn).connected = true;
     if origin.https {
       let route = Rc::clone(&exchange.borrow().route);
       match start_tls(&route, &origin) {
@@ -196,10 +193,11 @@ pub(super) unsafe extern "C" fn on_connect(req: *mut Req, status: c_int) {
 
 // Other platforms' sockaddr types have more fields (sin6_len): the update is needed there.
 #[allow(clippy::needless_update)]
-pub(super) fn std_to_sockaddr(addr: SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
+/// libuv reads the length from the family.
+pub(super) fn std_to_sockaddr(addr: SocketAddr) -> libc::sockaddr_storage {
   // SAFETY: sockaddr_storage is plain data, large enough for either family.
   let mut storage: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
-  let len = match addr {
+  match addr {
     SocketAddr::V4(a) => {
       let sin = libc::sockaddr_in {
         sin_family: libc::AF_INET as libc::sa_family_t,
@@ -210,7 +208,6 @@ pub(super) fn std_to_sockaddr(addr: SocketAddr) -> (libc::sockaddr_storage, libc
         ..unsafe { std::mem::zeroed() }
       };
       unsafe { std::ptr::write((&mut storage as *mut libc::sockaddr_storage).cast(), sin) };
-      std::mem::size_of::<libc::sockaddr_in>()
     }
     SocketAddr::V6(a) => {
       let sin6 = libc::sockaddr_in6 {
@@ -224,10 +221,9 @@ pub(super) fn std_to_sockaddr(addr: SocketAddr) -> (libc::sockaddr_storage, libc
         ..unsafe { std::mem::zeroed() }
       };
       unsafe { std::ptr::write((&mut storage as *mut libc::sockaddr_storage).cast(), sin6) };
-      std::mem::size_of::<libc::sockaddr_in6>()
     }
-  };
-  (storage, len as libc::socklen_t)
+  }
+  storage
 }
 
 /// # Safety

@@ -168,7 +168,6 @@ struct Conn {
   idle_since: Instant,
   /// Addresses still to try if this connect fails.
   fallbacks: Vec<SocketAddr>,
-  connected: bool,
   /// For https: the TLS session over the socket.
   tls: Option<Box<rustls::ClientConnection>>,
 }
