@@ -247,3 +247,28 @@ print(s.getsockname()[1]); sys.stdout.flush(); time.sleep(60)
     await server.close()
   }
 })
+
+test("AsyncLocalStorage context survives an awaited trigger (Express request context)", { timeout: 15000 }, async () => {
+  const { AsyncLocalStorage } = require("node:async_hooks")
+  const als = new AsyncLocalStorage()
+  const server = await recordingServer()
+  try {
+    const pusher = pusherFor(server, {})
+    const seen = await within(
+      Promise.all(
+        [1, 2, 3].map((n) =>
+          als.run({ n }, async () => {
+            await pusher.trigger("c", "e", { n })
+            const afterAwait = als.getStore().n
+            const inThen = await pusher.trigger("c", "e", { n }).then(() => als.getStore().n)
+            return [afterAwait, inThen]
+          })
+        )
+      ),
+      5000
+    )
+    assert.deepEqual(seen, [[1, 1], [2, 2], [3, 3]])
+  } finally {
+    await server.close()
+  }
+})
