@@ -83,15 +83,95 @@ impl RetryPolicy {
   }
 }
 
-/// `Retry-After` in delta-seconds (the HTTP-date form is not used by Pusher, and is
-/// treated as absent).
+/// `Retry-After`: delta-seconds, or an HTTP-date (IMF-fixdate) counted from now.
 fn parse_retry_after(value: &str) -> Option<Duration> {
-  value.trim().parse::<u64>().ok().map(Duration::from_secs)
+  let now = std::time::SystemTime::now()
+    .duration_since(std::time::UNIX_EPOCH)
+    .ok()?;
+  retry_after_at(value, now.as_secs())
+}
+
+/// `Retry-After` as a wait from `now` (Unix seconds); a date in the past is no wait.
+fn retry_after_at(value: &str, now: u64) -> Option<Duration> {
+  let value = value.trim();
+  if let Ok(seconds) = value.parse::<u64>() {
+    return Some(Duration::from_secs(seconds));
+  }
+  let at = imf_fixdate(value)?;
+  Some(Duration::from_secs(at.saturating_sub(now)))
+}
+
+/// `Sun, 06 Nov 1994 08:49:37 GMT` as Unix seconds.
+fn imf_fixdate(value: &str) -> Option<u64> {
+  const MONTHS: [&str; 12] = [
+    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+  ];
+  let parts: Vec<&str> = value.split_ascii_whitespace().collect();
+  let [weekday, day, month, year, time, "GMT"] = parts[..] else {
+    return None;
+  };
+  if !weekday.ends_with(',') {
+    return None;
+  }
+  let day: u32 = day.parse().ok().filter(|d| (1..=31).contains(d))?;
+  let month = MONTHS.iter().position(|m| *m == month)? as u32 + 1;
+  let year: i64 = year.parse().ok().filter(|y| (1970..=9999).contains(y))?;
+  let mut hms = time.split(':').map(|n| n.parse::<u64>().ok());
+  let (h, m, s) = (hms.next()??, hms.next()??, hms.next()??);
+  if hms.next().is_some() || h > 23 || m > 59 || s > 60 {
+    return None;
+  }
+  let days = days_from_civil(year, month, day);
+  u64::try_from(days)
+    .ok()
+    .map(|d| d * 86400 + h * 3600 + m * 60 + s)
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date.
+fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
+  let y = if month <= 2 { year - 1 } else { year };
+  let era = y.div_euclid(400);
+  let yoe = y - era * 400;
+  let mp = i64::from((month + 9) % 12);
+  let doy = (153 * mp + 2) / 5 + i64::from(day) - 1;
+  let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+  era * 146_097 + doe - 719_468
 }
 
 #[cfg(test)]
 mod tests {
   use super::*;
+
+  #[test]
+  fn retry_after_seconds_and_http_dates() {
+    let t = 784_111_777; // Sun, 06 Nov 1994 08:49:37 GMT
+    let cases = [
+      ("120", Some(120)),
+      (" 0 ", Some(0)),
+      ("Sun, 06 Nov 1994 08:49:37 GMT", Some(30)),
+      ("Sun, 06 Nov 1994 08:48:37 GMT", Some(0)), // in the past
+      (
+        "Mon, 01 Jan 2024 00:00:00 GMT",
+        Some(1_704_067_200 - (t - 30)),
+      ),
+      (
+        "Tue, 29 Feb 2028 12:00:00 GMT",
+        Some(1_835_438_400 - (t - 30)),
+      ),
+      ("Sunday, 06-Nov-94 08:49:37 GMT", None), // RFC 850: not accepted
+      ("Sun, 06 Nov 1994 08:49:37 UTC", None),
+      ("Sun, 32 Nov 1994 08:49:37 GMT", None),
+      ("soon", None),
+      ("-1", None),
+    ];
+    for (value, expected) in cases {
+      assert_eq!(
+        retry_after_at(value, t - 30),
+        expected.map(Duration::from_secs),
+        "{value}"
+      );
+    }
+  }
 
   fn policy() -> RetryPolicy {
     RetryPolicy {
