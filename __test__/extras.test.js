@@ -617,6 +617,30 @@ describe("flush", () => {
     }
   })
 
+  test("waits for the requests in flight when called, not for those started after", async () => {
+    const server = await recordingServer({
+      handler: (req, body, res) => setTimeout(() => json(res, 200, {}), req.url.includes("/slow") ? 1500 : 200),
+    })
+    try {
+      const pusher = pusherFor(server)
+      const start = Date.now()
+      const first = pusher.trigger("a", "e", 1)
+      const flushed = pusher.flush()
+      const slow = pusher.post({ path: "/slow", body: {} }) // started after the flush
+      const second = pusher.flush() // waits for both
+      await within(1200, flushed)
+      const firstAt = Date.now() - start
+      assert.ok(firstAt >= 150 && firstAt < 1200, `first flush after ${firstAt} ms`)
+      assert.equal((await first).status, 200)
+      await within(3000, second)
+      assert.ok(Date.now() - start >= 1400, `second flush after ${Date.now() - start} ms`)
+      assert.equal((await slow).status, 200)
+      await within(100, pusher.flush()) // nothing left
+    } finally {
+      await server.close()
+    }
+  })
+
   test("flush is not an enumerable prototype key (upstream's keys stay)", () => {
     assert.deepEqual(Object.keys(Pusher.prototype).sort(), Object.keys(Upstream.prototype).sort())
     assert.equal(typeof Pusher.prototype.flush, "function")

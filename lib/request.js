@@ -230,28 +230,39 @@ function onReply(id, status, statusText, headers, body, url, finalUrl, retryable
 // ---- in-flight tracking for flush() ----
 // Counted inside the settle step, so the promise handed to the caller stays
 // untouched: an unawaited failure is still an unhandled rejection, as upstream.
+// Requests are counted by generation: each flush() closes the current one and waits
+// for it (and older ones) only, so a steady stream of new requests cannot hold it off.
 
 const inflight = new WeakMap()
 
+/** Counts a request in, in the open (last) generation. */
 function started(config) {
   let state = inflight.get(config)
-  if (state === undefined) inflight.set(config, (state = { count: 0, waiters: [] }))
-  state.count++
+  if (state === undefined) inflight.set(config, (state = { base: 0, counts: [0], waiters: [] }))
+  state.counts[state.counts.length - 1]++
   return state
 }
 
-function finished(state) {
-  if (--state.count === 0 && state.waiters.length > 0) {
-    const waiters = state.waiters
-    state.waiters = []
-    for (const resolve of waiters) resolve()
+const openGeneration = (state) => state.base + state.counts.length - 1
+
+function finished(state, generation) {
+  state.counts[generation - state.base]--
+  // Finished generations leave from the front; the flushes waiting on them resolve.
+  while (state.counts.length > 1 && state.counts[0] === 0) {
+    state.counts.shift()
+    state.base++
+  }
+  while (state.waiters.length > 0 && state.waiters[0].generation < state.base) {
+    state.waiters.shift().resolve()
   }
 }
 
 function flush(config) {
   const state = inflight.get(config)
-  if (state === undefined || state.count === 0) return Promise.resolve()
-  return new Promise((resolve) => state.waiters.push(resolve))
+  if (state === undefined || state.counts.every((n) => n === 0)) return Promise.resolve()
+  const generation = openGeneration(state)
+  state.counts.push(0)
+  return new Promise((resolve) => state.waiters.push({ generation, resolve }))
 }
 
 // ---- settling a reply ----
@@ -337,14 +348,15 @@ function send(config, method, options) {
   // Diagnostics cost nothing (not even a clock read) when nobody subscribes.
   const startedAt = requestChannel.hasSubscribers ? performance.now() : -1
   const state = started(config)
+  const generation = openGeneration(state)
   return new Promise((resolve, reject) => {
-    waiting[id] = { resolve, reject, state, startedAt, method, path }
+    waiting[id] = { resolve, reject, state, generation, startedAt, method, path }
   })
 }
 
 /** Settles the caller's promise with the native reply: a Response, or a RequestError. */
 function settle(pending, r) {
-  finished(pending.state)
+  finished(pending.state, pending.generation)
   const error = r.status === 0 || r.status >= 400 ? failure(r) : undefined
   if (pending.startedAt >= 0) publish(pending.method, pending.path, r.status, pending.startedAt, r.attempts, error)
   if (error !== undefined) pending.reject(error)
