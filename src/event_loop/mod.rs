@@ -214,7 +214,7 @@ pub fn start(route: &Rc<Route>, id: f64, method: &'static str, url: String, body
   }
   let request = {
     let ex = exchange.borrow();
-    http1::request_target(&ex.signed_url, route.base_len).map(|(_, target)| {
+    http1::request_target(&ex.signed_url, route.base_len).map(|target| {
       http1::request_bytes(
         method,
         &target,

@@ -4,6 +4,7 @@
 
 use crate::error::{FailureKind, TransportError};
 use crate::transport::{parse_url, Reply};
+use std::borrow::Cow;
 
 /// Where requests for one base URL go, worked out once per client.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -63,17 +64,11 @@ fn is_plain_target(target: &str) -> bool {
 
 /// The request target (path and query) of `url`, which starts with `base` (already
 /// known to be an http(s) origin): as WHATWG serialization gives it.
-pub fn request_target(
-  url: &str,
-  base_len: usize,
-) -> Result<(Option<url::Url>, String), TransportError> {
-  let target = &url[base_len..];
-  if is_plain_target(target) {
-    return Ok((None, target.to_owned()));
+pub fn request_target(url: &str, base_len: usize) -> Result<Cow<'_, str>, TransportError> {
+  match url.get(base_len..) {
+    Some(target) if is_plain_target(target) => Ok(Cow::Borrowed(target)),
+    _ => Ok(Cow::Owned(target_of(&parse_url(url)?))),
   }
-  let parsed = parse_url(url)?;
-  let target = target_of(&parsed);
-  Ok((Some(parsed), target))
 }
 
 /// `path?query` of a parsed URL.
@@ -457,7 +452,7 @@ mod tests {
     for (target, expected) in cases {
       let url = format!("http://h:1{target}");
       assert_eq!(
-        request_target(&url, "http://h:1".len()).unwrap().1,
+        request_target(&url, "http://h:1".len()).unwrap(),
         expected,
         "{target}"
       );
@@ -479,7 +474,7 @@ mod tests {
           continue;
         };
         assert_eq!(
-          request_target(&url, "http://h:1".len()).unwrap().1,
+          request_target(&url, "http://h:1".len()).unwrap(),
           target_of(&parsed),
           "{target:?}"
         );
