@@ -17,12 +17,12 @@ export declare class Client {
    */
   constructor(options: ClientOptions, onReplies: (arg: Array<Reply>) => void, onReply?: (() => void) | undefined | null)
   /**
-   * Signs and sends one request. `params` is `[key, value, key, value, …]`, already
-   * stringified and checked against the reserved names; `path` includes `/apps/<id>`.
-   * The reply (carrying `id`) goes to the constructor's `onReplies` callback, in one
-   * array with the others that finished at the same time.
+   * Signs and sends one request: a GET when `get`, otherwise a POST. `params` is
+   * `[key, value, key, value, …]`, already stringified and checked against the reserved
+   * names; `path` includes `/apps/<id>`. The reply (carrying `id`) goes to `onReply`
+   * (event loop) or `onReplies` (tokio, in batches).
    */
-  start(id: number, method: string, path: string, params: Array<string> | undefined | null, body: string | undefined | null, timestamp: number): void
+  start(id: number, get: boolean, path: string, params: Array<string> | undefined | null, body: string | undefined | null, timestamp: number): void
 }
 
 export declare function batchSizeError(size: number, limit: number): string | null

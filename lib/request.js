@@ -340,7 +340,7 @@ function send(config, method, options) {
   }
   const id = freeSlots.length > 0 ? freeSlots.pop() : waiting.length
   try {
-    client.start(id, method, path, params, body === undefined ? null : body, timestamp)
+    client.start(id, method === "GET", path, params, body === undefined ? null : body, timestamp)
   } catch (error) {
     freeSlots.push(id)
     throw error

@@ -329,28 +329,28 @@ impl Client {
     })
   }
 
-  /// Signs and sends one request. `params` is `[key, value, key, value, …]`, already
-  /// stringified and checked against the reserved names; `path` includes `/apps/<id>`.
-  /// The reply (carrying `id`) goes to the constructor's `onReplies` callback, in one
-  /// array with the others that finished at the same time.
-  #[napi]
+  /// Signs and sends one request: a GET when `get`, otherwise a POST. `params` is
+  /// `[key, value, key, value, …]`, already stringified and checked against the reserved
+  /// names; `path` includes `/apps/<id>`. The reply (carrying `id`) goes to `onReply`
+  /// (event loop) or `onReplies` (tokio, in batches).
+  #[napi(catch_unwind)]
   #[allow(clippy::too_many_arguments)]
   pub fn start(
     &self,
     env: &Env,
     id: f64,
-    method: String,
+    get: bool,
     path: String,
     params: Option<Vec<String>>,
     body: Option<String>,
     timestamp: i64,
   ) -> Result<()> {
+    let method = if get { "GET" } else { "POST" };
     #[cfg(unix)]
     if let Some(route) = &self.route {
       let url = self
         .inner
-        .signed_url(&method, &path, params, body.as_deref(), timestamp);
-      let method = if method == "GET" { "GET" } else { "POST" };
+        .signed_url(method, &path, params, body.as_deref(), timestamp);
       crate::event_loop::start(route, id, method, url, body.map(String::into_bytes));
       return Ok(());
     }
@@ -397,13 +397,13 @@ impl Inner {
 
   async fn send(
     &self,
-    method: String,
+    method: &str,
     path: String,
     params: Option<Vec<String>>,
     body: Option<String>,
     timestamp: i64,
   ) -> Reply {
-    let url = self.signed_url(&method, &path, params, body.as_deref(), timestamp);
+    let url = self.signed_url(method, &path, params, body.as_deref(), timestamp);
     let request = Request {
       method: if method == "GET" {
         Method::GET
