@@ -51,7 +51,7 @@ pub(super) fn next_waiting(origin: &Rc<Origin>) -> Option<(Shared, Vec<u8>)> {
 pub(super) fn connect_ended(origin: &Rc<Origin>) {
   POOL.with(|p| {
     if let Some(state) = p.borrow_mut().get_mut(origin) {
-      state.connecting -= 1;
+      state.connecting = state.connecting.saturating_sub(1);
     }
   });
   if let Some((exchange, request)) = next_waiting(origin) {
