@@ -11,16 +11,16 @@ export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-was
 
 export declare class Client {
   /**
-   * Throws when `ca` holds no certificate or `proxy` is not a URL.
-   * `onReply` (optional) receives the replies of requests carried by the event loop,
-   * as positional arguments; without it everything goes through tokio.
+   * Throws when `ca` holds no certificate or `proxy` is not a URL. Every reply goes
+   * to `onReply`, whichever transport carried the request.
    */
-  constructor(options: ClientOptions, onReplies: (arg: Array<Reply>) => void, onReply?: (() => void) | undefined | null)
+  constructor(options: ClientOptions, onReply: (id: number, status: number, statusText: string | undefined, headers: string | undefined, body: string | Buffer | undefined, url: string, finalUrl: string | undefined, retryable: boolean, errorKind: ErrorKind | undefined, errorCode: string | undefined, errorMessage: string | undefined, attempts: number) => void)
+  /** Which transport carries this client's requests: `"event-loop"` or `"tokio"`. */
+  get transport(): string
   /**
    * Signs and sends one request: a GET when `get`, otherwise a POST. `params` is
    * `[key, value, key, value, …]`, already stringified and checked against the reserved
-   * names; `path` includes `/apps/<id>`. The reply (carrying `id`) goes to `onReply`
-   * (event loop) or `onReplies` (tokio, in batches).
+   * names; `path` includes `/apps/<id>`. The reply (carrying `id`) goes to `onReply`.
    */
   start(id: number, get: boolean, path: string, params: Array<string> | undefined | null, body: string | undefined | null, timestamp: number): void
 }
@@ -44,7 +44,7 @@ export interface ClientOptions {
   /** The `x-pusher-library` header value. */
   library: string
   retry?: RetryOptions
-  /** Whether plain-HTTP requests may run on this thread's event loop (the main thread). */
+  /** Whether requests may run on this thread's event loop (the main thread). */
   eventLoop?: boolean
 }
 
@@ -56,6 +56,16 @@ export declare function decryptForChannel(channel: string, masterKey: Buffer, no
  * `data` string `{"nonce":…,"ciphertext":…}`.
  */
 export declare function encryptForChannel(channel: string, masterKey: Buffer, plaintext: string): string
+
+/** Why a request got no response (`RequestError.error` is built from it in JS). */
+export declare const enum ErrorKind {
+  Timeout = 'timeout',
+  Network = 'network',
+  Tls = 'tls',
+  InvalidUrl = 'invalid-url',
+  Redirect = 'redirect',
+  Config = 'config',
+}
 
 /** Checks an event's final `data` (after encryption) against `limit` bytes. */
 export declare function eventSizeError(event: string, data: string, limit: number): string | null
@@ -76,38 +86,6 @@ export declare function masterKeyFromBase64(encoded: string): Buffer
 export declare function masterKeyFromRaw(raw: string): Buffer
 
 export declare function md5Hex(data: Bytes): string
-
-/**
- * The outcome of one request. `status` is 0 when no response arrived; then the
- * `error*` fields say why.
- */
-export interface Reply {
-  /** The `id` given to `start`. */
-  id: number
-  /** The URL as signed (what `pusher` reports in `RequestError.url`). */
-  url: string
-  status: number
-  /** The reason phrase as received (node-fetch's `statusText`). */
-  statusText?: string
-  /** Only when a redirect was followed. */
-  finalUrl?: string
-  /** `name\nvalue\n…`, lowercase names. */
-  headers?: string
-  /** The body when it is valid UTF-8 (the usual JSON case)… */
-  text?: string
-  /** …otherwise its bytes. */
-  bytes?: Buffer
-  attempts: number
-  /**
-   * For a failure (no response, or status >= 400): whether another attempt would be
-   * safe and might succeed (`RequestError.retryable`).
-   */
-  retryable: boolean
-  /** `timeout`, `network`, `tls`, `invalid-url`, `redirect` or `config`. */
-  errorKind?: string
-  errorCode?: string
-  errorMessage?: string
-}
 
 export interface RetryOptions {
   attempts: number

@@ -841,6 +841,7 @@ module.exports.channelCountError = nativeBinding.channelCountError
 module.exports.channelSharedSecret = nativeBinding.channelSharedSecret
 module.exports.decryptForChannel = nativeBinding.decryptForChannel
 module.exports.encryptForChannel = nativeBinding.encryptForChannel
+module.exports.ErrorKind = nativeBinding.ErrorKind
 module.exports.eventSizeError = nativeBinding.eventSizeError
 module.exports.hmacSha256Hex = nativeBinding.hmacSha256Hex
 module.exports.isJsonMediaType = nativeBinding.isJsonMediaType

@@ -138,7 +138,7 @@ function retryOf(retry) {
   }
 }
 
-// Plain-HTTP requests run on Node's own event loop (libuv) on the main thread;
+// Requests run on Node's own event loop (libuv) on the main thread;
 // PUSHER_NATIVE_TRANSPORT=tokio sends everything through the tokio transport instead.
 let eventLoop
 function eventLoopAllowed() {
@@ -186,7 +186,7 @@ function transportFor(config, base, key) {
   }
   let client
   try {
-    client = new native.Client(options, onReplies, onReply)
+    client = new native.Client(options, onReply)
   } catch (e) {
     throw new Error(e.message)
   }
@@ -194,9 +194,9 @@ function transportFor(config, base, key) {
   return client
 }
 
-// ---- replies: every native client hands its finished requests to one callback, in
-// batches (tokio, through a threadsafe function) or one by one as positional values
-// (the event loop); not a promise per request on the native side ----
+// ---- replies: every native client hands each finished request to `onReply`, as
+// positional values, whichever transport carried it; not a promise per request on the
+// native side ----
 
 // Requests in flight, by slot: a slot is reused once its reply is in, so the table
 // stays small and is never rebuilt (a Map here, rehashed as ids churn, kept the
@@ -212,19 +212,12 @@ function take(id) {
   return pending
 }
 
-function onReplies(replies) {
-  for (let i = 0; i < replies.length; i++) {
-    const reply = replies[i]
-    settle(take(reply.id), reply)
-  }
-}
-
-/** One reply from the event-loop transport, as positional values. */
-function onReply(id, status, statusText, headers, body, url, finalUrl, retryable, errorKind, errorCode, errorMessage) {
+/** One reply (see `Client` in binding.d.ts for the arguments). */
+function onReply(id, status, statusText, headers, body, url, finalUrl, retryable, errorKind, errorCode, errorMessage, attempts) {
   const pending = take(id)
   const text = typeof body === "string" ? body : undefined
   const bytes = text === undefined ? body : undefined
-  settle(pending, { id, url, status, statusText, finalUrl, headers, text, bytes, attempts: 1, retryable, errorKind, errorCode, errorMessage })
+  settle(pending, { id, url, status, statusText, finalUrl, headers, text, bytes, attempts, retryable, errorKind, errorCode, errorMessage })
 }
 
 // ---- in-flight tracking for flush() ----

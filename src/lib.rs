@@ -5,9 +5,13 @@
 // `pub` keeps the #[napi] items reachable (and warning-free) under `cargo test`.
 pub mod client;
 pub mod crypto;
+pub mod deliver;
 #[cfg(unix)]
 pub mod event_loop;
 pub mod keys;
 pub mod limits;
+pub mod reply;
+pub mod signing;
+pub mod tokio_transport;
 #[cfg(unix)]
 pub mod uv;

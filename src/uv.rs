@@ -18,6 +18,7 @@ pub struct Buf {
 
 pub const UV_TCP: c_int = 12;
 pub const UV_TIMER: c_int = 13;
+pub const UV_ASYNC: c_int = 1;
 pub const UV_CONNECT: c_int = 2;
 pub const UV_WRITE: c_int = 3;
 pub const UV_GETADDRINFO: c_int = 8;
@@ -30,6 +31,7 @@ pub type AllocCb = unsafe extern "C" fn(*mut Handle, usize, *mut Buf);
 pub type ReadCb = unsafe extern "C" fn(*mut Handle, isize, *const Buf);
 pub type StatusCb = unsafe extern "C" fn(*mut Req, c_int);
 pub type TimerCb = unsafe extern "C" fn(*mut Handle);
+pub type AsyncCb = unsafe extern "C" fn(*mut Handle);
 pub type AddrInfoCb = unsafe extern "C" fn(*mut Req, c_int, *mut libc::addrinfo);
 
 pub struct Uv {
@@ -40,6 +42,7 @@ pub struct Uv {
   pub tcp_connect:
     unsafe extern "C" fn(*mut Req, *mut Handle, *const libc::sockaddr, StatusCb) -> c_int,
   pub read_start: unsafe extern "C" fn(*mut Handle, AllocCb, ReadCb) -> c_int,
+  pub read_stop: unsafe extern "C" fn(*mut Handle) -> c_int,
   pub try_write: unsafe extern "C" fn(*mut Handle, *const Buf, c_uint) -> c_int,
   pub write: unsafe extern "C" fn(*mut Req, *mut Handle, *const Buf, c_uint, StatusCb) -> c_int,
   pub close: unsafe extern "C" fn(*mut Handle, Option<CloseCb>),
@@ -58,6 +61,8 @@ pub struct Uv {
     *const c_char,
     *const libc::addrinfo,
   ) -> c_int,
+  pub async_init: unsafe extern "C" fn(*mut Loop, *mut Handle, AsyncCb) -> c_int,
+  pub async_send: unsafe extern "C" fn(*mut Handle) -> c_int,
   pub freeaddrinfo: unsafe extern "C" fn(*mut libc::addrinfo),
   pub err_name: unsafe extern "C" fn(c_int) -> *const c_char,
   pub fileno: unsafe extern "C" fn(*const Handle, *mut c_int) -> c_int,
@@ -84,6 +89,7 @@ fn load() -> Option<Uv> {
     tcp_nodelay: lookup!("uv_tcp_nodelay"),
     tcp_connect: lookup!("uv_tcp_connect"),
     read_start: lookup!("uv_read_start"),
+    read_stop: lookup!("uv_read_stop"),
     try_write: lookup!("uv_try_write"),
     write: lookup!("uv_write"),
     close: lookup!("uv_close"),
@@ -95,6 +101,8 @@ fn load() -> Option<Uv> {
     timer_start: lookup!("uv_timer_start"),
     timer_stop: lookup!("uv_timer_stop"),
     getaddrinfo: lookup!("uv_getaddrinfo"),
+    async_init: lookup!("uv_async_init"),
+    async_send: lookup!("uv_async_send"),
     freeaddrinfo: lookup!("uv_freeaddrinfo"),
     err_name: lookup!("uv_err_name"),
     fileno: lookup!("uv_fileno"),

@@ -1,200 +1,266 @@
-//! Opening connections: name resolution (uv_getaddrinfo), connects with address
-//! fallback, and socket-address conversion.
+//! Opening a connection: name resolution (`uv_getaddrinfo`), then Happy Eyeballs as
+//! Node's `autoSelectFamily` does it: addresses interleaved by family, the next attempt
+//! started when the previous one fails or after `ATTEMPT_DELAY`, the first connection
+//! to succeed wins and the others are closed.
 
-use super::*;
+use super::tcp::Tcp;
+use super::timer::Timer;
+use super::{callback, Loop};
+use crate::uv::{self, Block, Req, Uv};
+use pusher_core::http::limits::HAPPY_EYEBALLS_DELAY;
+use std::cell::RefCell;
+use std::ffi::{c_int, CString};
+use std::future::{poll_fn, Future};
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll, Waker};
 
-struct Connecting {
-  exchange: Shared,
-  origin: Rc<Origin>,
-  request: Vec<u8>,
-  hints: libc::addrinfo,
-  host: CString,
+/// Completion of one libuv request (getaddrinfo or connect), shared with its callback.
+#[derive(Default)]
+struct Slot<T> {
+  result: Option<T>,
+  waker: Option<Waker>,
 }
 
-pub(super) fn connect(exchange: &Shared, origin: Rc<Origin>, request: Vec<u8>) {
-  if let Ok(ip) = origin.host.parse::<IpAddr>() {
-    let addrs = vec![SocketAddr::new(ip, origin.port)];
-    open(exchange, origin, addrs, request);
-    return;
-  }
-  let route = Rc::clone(&exchange.borrow().route);
-  let uv = route.uv;
-  let Ok(host) = CString::new(origin.host.as_str()) else {
-    let url = exchange.borrow().signed_url.clone();
-    fail(exchange, TransportError::not_found(&url, &origin.host));
-    return connect_ended(&origin);
+type Shared<T> = Rc<RefCell<Slot<T>>>;
+
+fn complete<T>(slot: &Shared<T>, value: T) {
+  let waker = {
+    let mut s = slot.borrow_mut();
+    s.result = Some(value);
+    s.waker.take()
   };
-  // SAFETY: a zeroed addrinfo is a valid "no hints" value; the fields set are plain ints.
+  if let Some(waker) = waker {
+    waker.wake();
+  }
+}
+
+fn poll_slot<T>(slot: &Shared<T>, cx: &mut Context<'_>) -> Poll<T> {
+  let mut s = slot.borrow_mut();
+  match s.result.take() {
+    Some(value) => Poll::Ready(value),
+    None => {
+      s.waker = Some(cx.waker().clone());
+      Poll::Pending
+    }
+  }
+}
+
+// ---- name resolution ----
+
+struct Resolving {
+  slot: Shared<(c_int, Vec<IpAddr>)>,
+  host: CString,
+  hints: libc::addrinfo,
+}
+
+/// The addresses of `host`, or libuv's error code.
+pub async fn resolve(uv: &'static Uv, loop_: Loop, host: &str) -> Result<Vec<IpAddr>, c_int> {
+  if let Ok(ip) = host.parse::<IpAddr>() {
+    return Ok(vec![ip]);
+  }
+  let host = CString::new(host).map_err(|_| -(libc::EINVAL))?;
+  let slot: Shared<(c_int, Vec<IpAddr>)> = Rc::default();
+  // SAFETY: a zeroed addrinfo is "no hints"; the fields set are plain integers.
   let mut hints: libc::addrinfo = unsafe { std::mem::zeroed() };
   hints.ai_family = libc::AF_UNSPEC;
   hints.ai_socktype = libc::SOCK_STREAM;
-  let size = unsafe { (uv.req_size)(uv::UV_GETADDRINFO) };
-  let req = Block::new(size).into_raw();
-  let state = Box::new(Connecting {
-    exchange: Rc::clone(exchange),
-    origin,
-    request,
-    hints,
+  let state = Box::into_raw(Box::new(Resolving {
+    slot: Rc::clone(&slot),
     host,
-  });
-  let state = Box::into_raw(state);
-  // SAFETY: `req` is sized for a getaddrinfo request; `state` outlives it (freed in the callback).
+    hints,
+  }));
+  // SAFETY: `req` is sized for a getaddrinfo request; `state` (which the strings
+  // passed point into) lives until the callback frees it, even if this future is
+  // dropped first.
   let rc = unsafe {
+    let size = (uv.req_size)(uv::UV_GETADDRINFO);
+    let req = Block::new(size).into_raw();
     uv::set_data(req, state);
-    (uv.getaddrinfo)(
-      route.loop_,
+    let rc = (uv.getaddrinfo)(
+      loop_.0,
       req,
       on_resolved,
       (*state).host.as_ptr(),
       std::ptr::null(),
       &(*state).hints,
-    )
+    );
+    if rc != 0 {
+      drop(Box::from_raw(state));
+      Block::free(req, size);
+    }
+    rc
   };
   if rc != 0 {
-    // SAFETY: the request never started; both are ours again.
-    let state = unsafe {
-      Block::free(req, size);
-      Box::from_raw(state)
-    };
-    let url = state.exchange.borrow().signed_url.clone();
-    fail(
-      &state.exchange,
-      TransportError::not_found(&url, &state.origin.host),
-    );
-    connect_ended(&state.origin);
+    return Err(rc);
+  }
+  let (status, addrs) = poll_fn(|cx| poll_slot(&slot, cx)).await;
+  match status {
+    0 if !addrs.is_empty() => Ok(addrs),
+    0 => Err(-3008), // UV_EAI_NONAME
+    err => Err(err),
   }
 }
 
-pub(super) unsafe extern "C" fn on_resolved(
-  req: *mut Req,
-  status: c_int,
-  res: *mut libc::addrinfo,
-) {
-  let state = Box::from_raw(uv::data::<Connecting>(req));
-  let uv = state.exchange.borrow().route.uv;
-  Block::free(req, (uv.req_size)(uv::UV_GETADDRINFO));
-  let mut addrs = Vec::new();
-  let mut node = res;
-  while !node.is_null() {
-    if let Some(addr) = sockaddr_to_std((*node).ai_addr) {
-      addrs.push(SocketAddr::new(addr.ip(), state.origin.port));
+unsafe extern "C" fn on_resolved(req: *mut Req, status: c_int, res: *mut libc::addrinfo) {
+  callback(|| {
+    // SAFETY: the state set in `resolve`; the request block is ours again.
+    let state = Box::from_raw(uv::data::<Resolving>(req));
+    let Some(uv) = uv::get() else { return };
+    Block::free(req, (uv.req_size)(uv::UV_GETADDRINFO));
+    let mut addrs = Vec::new();
+    let mut node = res;
+    while !node.is_null() {
+      if let Some(addr) = sockaddr_to_std((*node).ai_addr) {
+        if !addrs.contains(&addr.ip()) {
+          addrs.push(addr.ip());
+        }
+      }
+      node = (*node).ai_next;
     }
-    node = (*node).ai_next;
-  }
-  if !res.is_null() {
-    (uv.freeaddrinfo)(res);
-  }
-  let state = *state;
-  if state.exchange.borrow().done {
-    return connect_ended(&state.origin);
-  }
-  if status != 0 || addrs.is_empty() {
-    let url = state.exchange.borrow().signed_url.clone();
-    fail(
-      &state.exchange,
-      TransportError::not_found(&url, &state.origin.host),
-    );
-    return connect_ended(&state.origin);
-  }
-  open(&state.exchange, state.origin, addrs, state.request);
+    if !res.is_null() {
+      (uv.freeaddrinfo)(res);
+    }
+    complete(&state.slot, (status, addrs));
+  });
 }
 
-/// Connects to the first of `addrs`, keeping the others for a failed connect.
-pub(super) fn open(
-  exchange: &Shared,
-  origin: Rc<Origin>,
-  mut addrs: Vec<SocketAddr>,
-  request: Vec<u8>,
-) {
-  let route = Rc::clone(&exchange.borrow().route);
-  let uv = route.uv;
-  let first = addrs.remove(0);
-  let slot = Rc::clone(&origin);
-  // SAFETY: sizes from libuv; the handle's data points to its boxed Conn until closed.
+/// Node's error code for a failed lookup: `ENOTFOUND` for a name that does not exist,
+/// libuv's own name otherwise (`EAI_AGAIN` stays retryable).
+pub fn lookup_code(uv: &Uv, err: c_int) -> &'static str {
+  match uv.name(err) {
+    "EAI_NONAME" | "EAI_NODATA" => "ENOTFOUND",
+    other => other,
+  }
+}
+
+/// Addresses alternating between families, starting with the first one's.
+pub fn interleave(addrs: Vec<IpAddr>) -> Vec<IpAddr> {
+  let first_v6 = addrs.first().is_some_and(IpAddr::is_ipv6);
+  let (mut same, mut other): (Vec<_>, Vec<_>) =
+    addrs.into_iter().partition(|a| a.is_ipv6() == first_v6);
+  let mut out = Vec::with_capacity(same.len() + other.len());
+  same.reverse();
+  other.reverse();
+  while !same.is_empty() || !other.is_empty() {
+    out.extend(same.pop());
+    out.extend(other.pop());
+  }
+  out
+}
+
+// ---- connecting ----
+
+struct Attempt {
+  tcp: Tcp,
+  slot: Shared<c_int>,
+}
+
+fn start_attempt(uv: &'static Uv, loop_: Loop, addr: SocketAddr) -> Result<Attempt, c_int> {
+  let tcp = Tcp::new(uv, loop_.0)?;
+  let slot: Shared<c_int> = Rc::default();
+  let storage = std_to_sockaddr(addr);
+  // SAFETY: the request carries a leaked `Rc` of the slot, reclaimed in `on_connect`
+  // (which libuv calls even when the handle is closed first, with UV_ECANCELED).
   unsafe {
-    let tcp = Block::new((uv.handle_size)(uv::UV_TCP)).into_raw();
-    (uv.tcp_init)(route.loop_, tcp);
-    let conn = Box::into_raw(Box::new(Conn {
-      tcp,
-      loop_: route.loop_,
-      origin,
-      exchange: Some(Rc::clone(exchange)),
-      reader: ResponseReader::default(),
-      idle_since: Instant::now(),
-      fallbacks: addrs,
-      tls: None,
-    }));
-    uv::set_data(tcp, conn);
-    exchange.borrow_mut().conn = conn;
-    (uv.tcp_nodelay)(tcp, 1);
-    let req_size = (uv.req_size)(uv::UV_CONNECT);
-    let req = Block::new(req_size).into_raw();
-    let pending = Box::into_raw(Box::new((conn, request)));
-    uv::set_data(req, pending);
-    let storage = std_to_sockaddr(first);
+    let size = (uv.req_size)(uv::UV_CONNECT);
+    let req = Block::new(size).into_raw();
+    let data = Rc::into_raw(Rc::clone(&slot));
+    uv::set_data(req, data.cast_mut());
     let rc = (uv.tcp_connect)(
       req,
-      tcp,
+      tcp.handle(),
       (&storage as *const libc::sockaddr_storage).cast(),
       on_connect,
     );
     if rc != 0 {
-      drop(Box::from_raw(pending));
-      Block::free(req, req_size);
-      let url = exchange.borrow().signed_url.clone();
-      detach(exchange);
-      close_conn(uv, conn);
-      fail(exchange, TransportError::os(uv.name(rc), &url, true));
-      connect_ended(&slot);
+      drop(Rc::from_raw(data));
+      Block::free(req, size);
+      return Err(rc);
     }
   }
+  Ok(Attempt { tcp, slot })
 }
 
-pub(super) unsafe extern "C" fn on_connect(req: *mut Req, status: c_int) {
-  let (conn, request) = *Box::from_raw(uv::data::<(*mut Conn, Vec<u8>)>(req));
-  let uv = uv::get().expect("libuv");
-  Block::free(req, (uv.req_size)(uv::UV_CONNECT));
-  let origin = Rc::clone(&(*conn).origin);
-  let Some(exchange) = (*conn).exchange.clone() else {
-    // The exchange ended (timed out) while connecting; the connection was closed then.
-    return connect_ended(&origin);
-  };
-  if status == 0 {
-    if origin.https {
-      let route = Rc::clone(&exchange.borrow().route);
-      match start_tls(&route, &origin) {
-        Ok(session) => (*conn).tls = Some(Box::new(session)),
-        Err(e) => {
-          detach(&exchange);
-          close_conn(uv, conn);
-          fail(&exchange, e);
-          return connect_ended(&origin);
+unsafe extern "C" fn on_connect(req: *mut Req, status: c_int) {
+  callback(|| {
+    // SAFETY: the `Rc` leaked in `start_attempt`; the request block is ours again.
+    let slot = Rc::from_raw(uv::data::<RefCell<Slot<c_int>>>(req).cast_const());
+    if let Some(uv) = uv::get() {
+      Block::free(req, (uv.req_size)(uv::UV_CONNECT));
+    }
+    complete(&slot, status);
+  });
+}
+
+/// Connects to the first of `addrs` that answers (Happy Eyeballs); the last error when
+/// none does.
+pub async fn connect(
+  uv: &'static Uv,
+  loop_: Loop,
+  addrs: Vec<IpAddr>,
+  port: u16,
+) -> Result<Tcp, c_int> {
+  let addrs: Vec<SocketAddr> = interleave(addrs)
+    .into_iter()
+    .map(|ip| SocketAddr::new(ip, port))
+    .collect();
+  let mut next = 0;
+  let mut attempts: Vec<Attempt> = Vec::new();
+  let mut delay: Option<Timer> = None;
+  let mut last_error = -(libc::ECONNREFUSED);
+  poll_fn(move |cx| loop {
+    let start_next = attempts.is_empty()
+      || delay
+        .as_mut()
+        .is_some_and(|t| Pin::new(t).poll(cx).is_ready());
+    if start_next && next < addrs.len() {
+      let addr = addrs[next];
+      next += 1;
+      delay = (next < addrs.len()).then(|| Timer::sleep(uv, loop_.0, HAPPY_EYEBALLS_DELAY));
+      match start_attempt(uv, loop_, addr) {
+        Ok(attempt) => attempts.push(attempt),
+        Err(err) => last_error = err,
+      }
+      continue;
+    }
+    let mut i = 0;
+    let mut progressed = false;
+    while i < attempts.len() {
+      match poll_slot(&attempts[i].slot, cx) {
+        Poll::Ready(0) => {
+          let won = attempts.swap_remove(i);
+          attempts.clear();
+          return Poll::Ready(match won.tcp.start_reading() {
+            Ok(()) => Ok(won.tcp),
+            Err(err) => Err(err),
+          });
         }
+        Poll::Ready(err) => {
+          last_error = err;
+          attempts.swap_remove(i);
+          progressed = true;
+        }
+        Poll::Pending => i += 1,
       }
     }
-    (uv.read_start)((*conn).tcp, on_alloc, on_read);
-    send_bytes(uv, conn, &exchange, request);
-    return connect_ended(&origin);
-  }
-  let fallbacks = std::mem::take(&mut (*conn).fallbacks);
-  detach(&exchange);
-  close_conn(uv, conn);
-  if status != uv::UV_ECANCELED && !exchange.borrow().done && !fallbacks.is_empty() {
-    return open(&exchange, origin, fallbacks, request);
-  }
-  if status != uv::UV_ECANCELED {
-    let url = exchange.borrow().signed_url.clone();
-    fail(&exchange, TransportError::os(uv.name(status), &url, true));
-  }
-  connect_ended(&origin);
+    if attempts.is_empty() && next >= addrs.len() {
+      return Poll::Ready(Err(last_error));
+    }
+    if !progressed {
+      return Poll::Pending;
+    }
+  })
+  .await
 }
 
-// ---- addresses ----
+// ---- socket addresses ----
 
 // Other platforms' sockaddr types have more fields (sin6_len): the update is needed there.
 #[allow(clippy::needless_update)]
 /// libuv reads the length from the family.
-pub(super) fn std_to_sockaddr(addr: SocketAddr) -> libc::sockaddr_storage {
+fn std_to_sockaddr(addr: SocketAddr) -> libc::sockaddr_storage {
   // SAFETY: sockaddr_storage is plain data, large enough for either family.
   let mut storage: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
   match addr {
@@ -228,7 +294,7 @@ pub(super) fn std_to_sockaddr(addr: SocketAddr) -> libc::sockaddr_storage {
 
 /// # Safety
 /// `addr` is null or points to a sockaddr of its declared family.
-pub(super) unsafe fn sockaddr_to_std(addr: *const libc::sockaddr) -> Option<SocketAddr> {
+unsafe fn sockaddr_to_std(addr: *const libc::sockaddr) -> Option<SocketAddr> {
   if addr.is_null() {
     return None;
   }
@@ -244,5 +310,21 @@ pub(super) unsafe fn sockaddr_to_std(addr: *const libc::sockaddr) -> Option<Sock
       Some(SocketAddr::new(ip.into(), u16::from_be(sin6.sin6_port)))
     }
     _ => None,
+  }
+}
+
+#[cfg(test)]
+mod tests {
+  use super::*;
+
+  #[test]
+  fn families_alternate_from_the_first() {
+    let v4 = |n| IpAddr::from([127, 0, 0, n]);
+    let v6 = |n| IpAddr::from([0, 0, 0, 0, 0, 0, 0, n]);
+    assert_eq!(
+      interleave(vec![v6(1), v6(2), v4(1), v4(2), v4(3)]),
+      vec![v6(1), v4(1), v6(2), v4(2), v4(3)]
+    );
+    assert_eq!(interleave(vec![v4(1), v4(2)]), vec![v4(1), v4(2)]);
   }
 }

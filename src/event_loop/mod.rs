@@ -1,85 +1,106 @@
 //! HTTP(S) requests driven by Node's own event loop (libuv), on the JS thread: no hop
-//! to another thread and back, so a request costs about what a C client's does. TLS is
-//! rustls over the socket, with the tokio transport's configuration. Connections are
-//! pooled per thread and origin; idle ones do not hold the process open. Used on the
-//! main thread without proxy or retries; everything else goes through the tokio
-//! transport, whose behaviour this one reproduces (the same request bytes, Node's error
-//! codes, node-fetch's redirects, the whole-request timeout).
+//! to another thread and back. hyper's HTTP/1 client runs over a libuv TCP handle
+//! (`tcp`), with tokio-rustls for TLS, its futures polled by a small executor woken
+//! from libuv callbacks (`executor`). Used on the main thread without proxy or
+//! retries; the tokio transport carries everything else, and both keep the same wire
+//! contract (`pusher_core::http`).
 //!
-//! Here: the route (per client), an exchange's life from `start` to its reply, and
-//! redirects. `pool` shares connections, `connect` opens them, `conn` carries bytes
-//! (TLS included), `reply` ends exchanges (timeouts too) and calls into JS.
+//! Ownership: an exchange (one request) is an executor task. It owns its timeout
+//! timer and, while it uses one, its connection's lease; a connection is driven by a
+//! task of its own, which owns the socket (`pool` says who owns it when). Every libuv
+//! callback goes through [`callback`]: panics stop there, then ready tasks run, then
+//! finished replies go to JS. Replies that finish while JS is calling `start` wait for
+//! the loop, so JS never re-enters itself.
 
-use crate::client::{reply_of, Handoff, Reply};
-use crate::uv::{self, Block, Buf, Handle, Req, Uv};
-use napi::bindgen_prelude::ToNapiValue;
+mod connect;
+mod exchange;
+mod executor;
+mod pool;
+mod stream;
+mod tcp;
+mod timer;
+
+use crate::deliver::{self, RequestContext};
+use crate::reply::{reply_of, Reply};
+use crate::uv::{self, Uv};
+use bytes::Bytes;
 use napi::sys;
 use pusher_core::error::TransportError;
-use pusher_core::http1::{self, Origin, ResponseReader};
-use std::cell::{Cell, RefCell};
-use std::collections::{HashMap, VecDeque};
-use std::ffi::{c_int, CString};
-use std::io::{Read, Write};
-use std::net::{IpAddr, SocketAddr};
+use pusher_core::http::limits::timeout_ms;
+use pusher_core::http::{Method, Origin};
+use reqwest::header::HeaderValue;
+use std::cell::{Cell, OnceCell, RefCell};
+use std::collections::HashMap;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::rc::Rc;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use timer::Timer;
 
-mod conn;
-mod connect;
-mod pool;
-mod reply;
+/// The loop of the JS thread.
+#[derive(Clone, Copy)]
+pub struct Loop(pub *mut uv::Loop);
 
-use conn::*;
-use connect::*;
-use pool::*;
-use reply::*;
-
-const MAX_REDIRECTS: u32 = 20;
-const POOL_IDLE: Duration = Duration::from_secs(15);
-const READ_CHUNK: usize = 64 * 1024;
-/// Connects in progress per origin; more requests wait for a connection to come free.
-/// A burst of thousands of connects at once overflows the server's accept queue, and
-/// some of those connections are then reset after the request was written.
-const MAX_CONNECTING: usize = 64;
-
-/// What a client sends its requests with, when the event loop can carry them.
-pub struct Route {
-  uv: &'static Uv,
-  env: sys::napi_env,
-  loop_: *mut uv::Loop,
-  on_reply: sys::napi_ref,
-  async_context: sys::napi_async_context,
-  origin: Rc<Origin>,
-  base_len: usize,
-  timeout_ms: Option<u64>,
-  library: String,
-  /// Extra CA (PEM) for the TLS configuration, built on first use.
+/// The certificates a connection is verified against: part of the pool key, so a
+/// connection verified with one `ca` is never reused by a client without it.
+pub struct Trust {
+  id: u64,
   ca: Option<Vec<u8>>,
-  tls: std::cell::OnceCell<Result<Arc<rustls::ClientConfig>, TransportError>>,
-  handoff: Handoff,
+  config: OnceCell<Result<Arc<rustls::ClientConfig>, TransportError>>,
 }
 
-impl Route {
-  fn tls_config(&self) -> Result<Arc<rustls::ClientConfig>, TransportError> {
-    self
-      .tls
-      .get_or_init(|| pusher_core::transport::tls_config(self.ca.as_deref()).map(Arc::new))
-      .clone()
+impl Trust {
+  fn of(ca: Option<Vec<u8>>) -> Rc<Trust> {
+    thread_local! {
+      static KNOWN: RefCell<HashMap<Option<Vec<u8>>, Rc<Trust>>> = RefCell::new(HashMap::new());
+    }
+    KNOWN.with(|k| {
+      let mut known = k.borrow_mut();
+      let id = known.len() as u64;
+      Rc::clone(known.entry(ca.clone()).or_insert_with(|| {
+        Rc::new(Trust {
+          id,
+          ca,
+          config: OnceCell::new(),
+        })
+      }))
+    })
   }
 
-  /// `None` when libuv is not available or the URL is not plain `http://`.
+  fn config(&self) -> Result<Arc<rustls::ClientConfig>, TransportError> {
+    self
+      .config
+      .get_or_init(|| pusher_core::tls::config(self.ca.as_deref()).map(Arc::new))
+      .clone()
+  }
+}
+
+/// One client's requests on the event loop.
+pub struct Client {
+  uv: &'static Uv,
+  env: sys::napi_env,
+  loop_: Loop,
+  on_reply: sys::napi_ref,
+  key: Rc<pool::Key>,
+  trust: Rc<Trust>,
+  base_len: usize,
+  timeout: Option<Duration>,
+  library: HeaderValue,
+}
+
+impl Client {
+  /// `None` when libuv is not available, this is not the loop's thread, or the base
+  /// URL is not a plain `http(s)://host[:port]`.
   ///
   /// # Safety
-  /// `env` is the current env and `on_reply` a function value in it.
+  /// On the JS thread of `env`; `on_reply` is a function value in it.
   pub unsafe fn new(
     env: sys::napi_env,
     on_reply: sys::napi_value,
     base_url: &str,
     timeout: Option<Duration>,
-    library: &str,
+    library: HeaderValue,
     ca: Option<Vec<u8>>,
-    handoff: Handoff,
   ) -> Option<Self> {
     let uv = uv::get()?;
     let parsed = url::Url::parse(base_url).ok()?;
@@ -97,201 +118,175 @@ impl Route {
     if sys::napi_get_uv_event_loop(env, &mut loop_) != sys::Status::napi_ok || loop_.is_null() {
       return None;
     }
+    if !executor::init(uv, loop_.cast()) {
+      return None;
+    }
     let mut on_ref = std::ptr::null_mut();
     if sys::napi_create_reference(env, on_reply, 1, &mut on_ref) != sys::Status::napi_ok {
       return None;
     }
-    let mut resource = std::ptr::null_mut();
-    let mut name = std::ptr::null_mut();
-    let mut async_context = std::ptr::null_mut();
-    let label = "pusher-native:request";
-    sys::napi_create_object(env, &mut resource);
-    sys::napi_create_string_utf8(env, label.as_ptr().cast(), label.len() as isize, &mut name);
-    if sys::napi_async_init(env, resource, name, &mut async_context) != sys::Status::napi_ok {
-      sys::napi_delete_reference(env, on_ref);
-      return None;
-    }
+    let trust = Trust::of(ca);
     Some(Self {
       uv,
       env,
-      loop_: loop_.cast(),
+      loop_: Loop(loop_.cast()),
       on_reply: on_ref,
-      async_context,
-      origin: Rc::new(origin),
+      key: pool::Key::new(origin, &trust),
+      trust,
       base_len: base_url.len(),
-      timeout_ms: timeout.map(|t| t.as_millis().max(1) as u64),
-      library: library.to_owned(),
-      ca,
-      tls: std::cell::OnceCell::new(),
-      handoff,
+      timeout,
+      library,
     })
   }
 }
 
-impl Drop for Route {
+impl Drop for Client {
   fn drop(&mut self) {
-    // SAFETY: routes are dropped on their JS thread, while the env lives.
-    unsafe {
-      sys::napi_async_destroy(self.env, self.async_context);
-      sys::napi_delete_reference(self.env, self.on_reply);
-    }
+    // SAFETY: clients are dropped on their JS thread, while the env lives.
+    unsafe { sys::napi_delete_reference(self.env, self.on_reply) };
   }
 }
 
-/// One request, from `start` to its reply, across redirects.
-struct Exchange {
-  route: Rc<Route>,
-  id: f64,
-  /// The URL as signed: reported in replies and error messages.
-  signed_url: String,
-  /// After a redirect: where the request now goes.
-  current: Option<url::Url>,
-  origin: Rc<Origin>,
-  method: &'static str,
-  /// The first method's: what decides `retryable`, as in the tokio transport.
-  idempotent: bool,
-  body: Option<Vec<u8>>,
-  redirects: u32,
-  timer: *mut Handle,
-  conn: *mut Conn,
-  done: bool,
-}
-
-type Shared = Rc<RefCell<Exchange>>;
-
-struct Conn {
-  tcp: *mut Handle,
-  loop_: *mut uv::Loop,
-  origin: Rc<Origin>,
-  exchange: Option<Shared>,
-  reader: ResponseReader,
-  idle_since: Instant,
-  /// Addresses still to try if this connect fails.
-  fallbacks: Vec<SocketAddr>,
-  /// For https: the TLS session over the socket.
-  tls: Option<Box<rustls::ClientConnection>>,
-}
-
-/// Per origin: idle connections, connects in progress and requests waiting for either.
-#[derive(Default)]
-struct OriginState {
-  idle: Vec<*mut Conn>,
-  connecting: usize,
-  waiting: VecDeque<(Shared, Vec<u8>)>,
+struct Finished {
+  client: Rc<Client>,
+  context: RequestContext,
+  reply: Reply,
 }
 
 thread_local! {
-  static POOL: RefCell<HashMap<Rc<Origin>, OriginState>> = RefCell::new(HashMap::new());
-  /// Replies finished while JS was calling `start` (a synchronous failure): delivered
-  /// from the loop instead, after `start` has returned.
-  static DEFERRED: RefCell<Vec<(Rc<Route>, Reply)>> = const { RefCell::new(Vec::new()) };
-  static DEFER_TIMER: Cell<*mut Handle> = const { Cell::new(std::ptr::null_mut()) };
+  static OUTBOX: RefCell<Vec<Finished>> = const { RefCell::new(Vec::new()) };
   static IN_START: Cell<bool> = const { Cell::new(false) };
-  static READ_BUF: RefCell<Vec<u8>> = RefCell::new(vec![0; READ_CHUNK]);
-  /// Closes connections idle for longer than `POOL_IDLE`; runs only while some are idle.
-  static SWEEP_TIMER: Cell<*mut Handle> = const { Cell::new(std::ptr::null_mut()) };
+  static DEFERRED: RefCell<Option<Timer>> = const { RefCell::new(None) };
+}
+
+/// Runs a libuv callback's work: a panic stops here (the task or handle involved is
+/// dropped, which fails its request), then the tasks it woke run, then replies go out.
+pub(crate) fn callback(work: impl FnOnce()) {
+  let _ = catch_unwind(AssertUnwindSafe(work));
+  let _ = catch_unwind(executor::run);
+  if !IN_START.with(Cell::get) {
+    flush_replies();
+  }
+}
+
+fn flush_replies() {
+  loop {
+    let batch = OUTBOX.with(|o| std::mem::take(&mut *o.borrow_mut()));
+    if batch.is_empty() {
+      return;
+    }
+    for f in batch {
+      // SAFETY: on the JS thread, from a libuv callback (outside any JS call).
+      let _ = catch_unwind(AssertUnwindSafe(|| unsafe {
+        deliver::deliver(f.client.env, f.client.on_reply, f.context, f.reply)
+      }));
+      // JS may have started requests whose tasks are ready.
+      let _ = catch_unwind(executor::run);
+    }
+  }
+}
+
+/// The request's reply, once: from the task, the timeout, or the guard of a task
+/// that ended without one.
+struct Pending {
+  client: Rc<Client>,
+  id: f64,
+  url: String,
+  idempotent: bool,
+  context: RequestContext,
+}
+
+type Slot = Rc<RefCell<Option<Pending>>>;
+
+fn finish(slot: &Slot, result: Result<pusher_core::transport::Reply, TransportError>) {
+  let Some(p) = slot.borrow_mut().take() else {
+    return;
+  };
+  let reply = reply_of(p.id, p.url, result, 1, p.idempotent);
+  OUTBOX.with(|o| {
+    o.borrow_mut().push(Finished {
+      client: p.client,
+      context: p.context,
+      reply,
+    })
+  });
+}
+
+/// Fails the request if its task ends without a reply (a panic inside it).
+struct Guard(Slot);
+
+impl Drop for Guard {
+  fn drop(&mut self) {
+    let url = self.0.borrow().as_ref().map(|p| p.url.clone());
+    if let Some(url) = url {
+      let error = TransportError::from_cause(&std::io::Error::other("internal error"), &url, false);
+      finish(&self.0, Err(error));
+    }
+  }
 }
 
 /// Starts one request. `url` is the signed URL (`base_url` + target).
-pub fn start(route: &Rc<Route>, id: f64, method: &'static str, url: String, body: Option<Vec<u8>>) {
-  IN_START.with(|s| s.set(true));
-  let exchange = Rc::new(RefCell::new(Exchange {
-    route: Rc::clone(route),
+///
+/// # Safety
+/// Called from JS on the client's thread.
+pub unsafe fn start(
+  client: &Rc<Client>,
+  id: f64,
+  method: Method,
+  url: String,
+  body: Option<Bytes>,
+) {
+  let context = RequestContext::capture(client.env);
+  let slot: Slot = Rc::new(RefCell::new(Some(Pending {
+    client: Rc::clone(client),
     id,
-    signed_url: url,
-    current: None,
-    origin: Rc::clone(&route.origin),
-    method,
-    idempotent: method == "GET",
-    body,
-    redirects: 0,
-    timer: std::ptr::null_mut(),
-    conn: std::ptr::null_mut(),
-    done: false,
-  }));
-  if let Some(ms) = route.timeout_ms {
-    start_timer(route.uv, route.loop_, &exchange, ms);
+    url: url.clone(),
+    idempotent: method.is_idempotent(),
+    context,
+  })));
+  let task_id: Rc<Cell<Option<executor::TaskId>>> = Rc::default();
+  let timer = client.timeout.map(|timeout| {
+    let (slot, task_id, url) = (Rc::clone(&slot), Rc::clone(&task_id), url.clone());
+    Timer::deadline(
+      client.uv,
+      client.loop_.0,
+      timeout,
+      Box::new(move || {
+        finish(&slot, Err(TransportError::timeout(&url, Some(timeout_ms(timeout)))));
+        if let Some(id) = task_id.get() {
+          executor::abort(id);
+        }
+      }),
+    )
+  });
+  let guard = Guard(Rc::clone(&slot));
+  let spec = exchange::Spec { method, url, body };
+  let task = exchange::run(Rc::clone(client), spec);
+  let id = executor::spawn(async move {
+    let _timer = timer;
+    let result = task.await;
+    finish(&guard.0, result);
+  });
+  task_id.set(Some(id));
+  let was_in_start = IN_START.with(|s| s.replace(true));
+  let _ = catch_unwind(executor::run);
+  IN_START.with(|s| s.set(was_in_start));
+  if !was_in_start && OUTBOX.with(|o| !o.borrow().is_empty()) {
+    defer_replies(client);
   }
-  let request = {
-    let ex = exchange.borrow();
-    http1::request_target(&ex.signed_url, route.base_len).map(|target| {
-      http1::request_bytes(
-        method,
-        &target,
-        &ex.origin.host_header,
-        &route.library,
-        ex.body.as_deref(),
-      )
-    })
-  };
-  match request {
-    Ok(bytes) => dispatch(&exchange, bytes),
-    Err(e) => fail(&exchange, e),
-  }
-  IN_START.with(|s| s.set(false));
 }
 
-/// A response arrived: follow it if it redirects, otherwise reply.
-fn answered(exchange: &Shared, response: http1::Response) {
-  let next = {
-    let ex = exchange.borrow();
-    http1::redirect_method(response.reply.status, ex.method).and_then(|method| {
-      let base = match &ex.current {
-        Some(url) => url.clone(),
-        None => url::Url::parse(&ex.signed_url).ok()?,
-      };
-      let target = base.join(response.location.as_deref()?).ok()?;
-      Some((method, target))
-    })
-  };
-  let Some((method, target)) = next else {
-    let (url, current, idempotent) = {
-      let ex = exchange.borrow();
-      (
-        ex.signed_url.clone(),
-        ex.current.as_ref().map(url::Url::to_string),
-        ex.idempotent,
-      )
-    };
-    let mut reply = response.reply;
-    reply.final_url = current;
-    return finish(exchange, reply_of(url, Ok(reply), 1, idempotent));
-  };
-  let mut ex = exchange.borrow_mut();
-  if ex.redirects >= MAX_REDIRECTS {
-    let url = ex.signed_url.clone();
-    drop(ex);
-    return fail(exchange, TransportError::too_many_redirects(&url));
-  }
-  ex.redirects += 1;
-  if method == "GET" {
-    ex.body = None;
-  }
-  ex.method = method;
-  match Origin::of(&target) {
-    Some(origin) => {
-      let request = http1::request_bytes(
-        method,
-        &http1::target_of(&target),
-        &origin.host_header,
-        &ex.route.library,
-        ex.body.as_deref(),
-      );
-      ex.origin = Rc::new(origin);
-      ex.current = Some(target);
-      drop(ex);
-      dispatch(exchange, request);
-    }
-    None => {
-      // Neither http nor https: the tokio transport decides.
-      ex.done = true;
-      let route = Rc::clone(&ex.route);
-      let (id, signed, body) = (ex.id, ex.signed_url.clone(), ex.body.take());
-      stop_timer(route.uv, &mut ex);
-      drop(ex);
-      route
-        .handoff
-        .send(route.env, id, signed, method, target.to_string(), body);
-    }
-  }
+/// Delivers replies that finished inside `start` from the loop, right after.
+fn defer_replies(client: &Client) {
+  let timer = Timer::deadline(
+    client.uv,
+    client.loop_.0,
+    Duration::ZERO,
+    Box::new(|| {
+      DEFERRED.with(|d| d.borrow_mut().take());
+    }),
+  );
+  DEFERRED.with(|d| {
+    d.borrow_mut().get_or_insert(timer);
+  });
 }

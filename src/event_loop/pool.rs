@@ -1,176 +1,318 @@
-//! The connection pool: idle connections per origin, bounded connects, requests
-//! waiting for a connection, the idle sweep.
+//! The connection pool, per thread: idle connections per key (origin and trust), at
+//! most `MAX_CONNECTING` connects per key at once (requests beyond that wait for a
+//! connection or a connect slot to come free), and the idle sweep.
+//!
+//! Ownership: a connection is its hyper `SendRequest` plus the executor task that
+//! drives hyper's connection future (which owns the socket). While a request uses it,
+//! its [`Lease`] owns both; a lease dropped without a clean release (an error, a
+//! timeout, an ambiguous response) aborts the task, which closes the socket. Idle
+//! connections are owned by the pool, unreferenced (they never hold the process
+//! open), and closed after `POOL_IDLE`.
 
-use super::*;
+use super::executor::{self, TaskId};
+use super::tcp;
+use super::timer::Timer;
+use super::{Loop, Trust};
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::client::conn::http1::SendRequest;
+use pusher_core::http::limits::{CHECK_AFTER_IDLE, MAX_CONNECTING, POOL_IDLE};
+use pusher_core::http::Origin;
+use std::cell::{Cell, RefCell};
+use std::collections::{HashMap, VecDeque};
+use std::future::poll_fn;
+use std::rc::Rc;
+use std::task::{Poll, Waker};
+use std::time::{Duration, Instant};
 
-/// Sends on an idle pooled connection, a new one, or (with enough connects under way)
-/// the first one to come free.
-pub(super) fn dispatch(exchange: &Shared, request: Vec<u8>) {
-  let (uv, origin) = {
-    let ex = exchange.borrow();
-    (ex.route.uv, Rc::clone(&ex.origin))
-  };
-  if let Some(conn) = checkout(uv, &origin) {
-    send_on(conn, exchange, request);
-    return;
-  }
-  let mut request = Some(request);
-  let connect_now = POOL.with(|p| {
-    let mut pool = p.borrow_mut();
-    let state = pool.entry(Rc::clone(&origin)).or_default();
-    if state.connecting < MAX_CONNECTING {
-      state.connecting += 1;
-      true
-    } else {
-      state
-        .waiting
-        .push_back((Rc::clone(exchange), request.take().unwrap_or_default()));
-      false
-    }
-  });
-  if let (true, Some(request)) = (connect_now, request) {
-    connect(exchange, origin, request);
+pub type Sender = SendRequest<Full<Bytes>>;
+
+/// What decides whether a connection may be shared: where it goes and which
+/// certificates verified it.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct Key {
+  pub origin: Origin,
+  pub trust: u64,
+}
+
+impl Key {
+  pub fn new(origin: Origin, trust: &Trust) -> Rc<Key> {
+    Rc::new(Key {
+      origin,
+      trust: trust.id,
+    })
   }
 }
 
-/// The next live request waiting for a connection to `origin`.
-pub(super) fn next_waiting(origin: &Rc<Origin>) -> Option<(Shared, Vec<u8>)> {
+pub struct Conn {
+  pub sender: Sender,
+  pub tcp: tcp::Shared,
+  pub task: TaskId,
+}
+
+struct Idle {
+  conn: Conn,
+  since: Instant,
+}
+
+struct Waiter {
+  notified: Cell<bool>,
+  waker: RefCell<Option<Waker>>,
+}
+
+#[derive(Default)]
+struct Entry {
+  idle: Vec<Idle>,
+  connecting: usize,
+  waiting: VecDeque<Rc<Waiter>>,
+}
+
+thread_local! {
+  static POOL: RefCell<HashMap<Rc<Key>, Entry>> = RefCell::new(HashMap::new());
+  static SWEEPING: Cell<bool> = const { Cell::new(false) };
+}
+
+/// A connection in use by one request.
+pub struct Lease {
+  key: Rc<Key>,
+  conn: Option<Conn>,
+  loop_: Loop,
+}
+
+impl Lease {
+  pub fn sender(&mut self) -> &mut Sender {
+    &mut self.conn.as_mut().expect("a leased connection").sender
+  }
+
+  /// The exchange ended cleanly: the connection may serve another request.
+  pub fn release(mut self) {
+    if let Some(conn) = self.conn.take() {
+      checkin(&self.key, conn, self.loop_);
+    }
+  }
+}
+
+impl Drop for Lease {
+  fn drop(&mut self) {
+    if let Some(conn) = self.conn.take() {
+      close(conn);
+    }
+  }
+}
+
+fn close(conn: Conn) {
+  executor::abort(conn.task);
+}
+
+/// The right to open one connection for `key`.
+pub struct ConnectSlot(Rc<Key>);
+
+impl Drop for ConnectSlot {
+  fn drop(&mut self) {
+    POOL.with(|p| {
+      if let Some(entry) = p.borrow_mut().get_mut(&self.0) {
+        entry.connecting = entry.connecting.saturating_sub(1);
+      }
+    });
+    notify_next(&self.0);
+  }
+}
+
+pub enum Acquired {
+  Pooled(Lease),
+  Connect(ConnectSlot),
+}
+
+/// A pooled connection, or the right to open one (waiting for either when
+/// `MAX_CONNECTING` connects are under way).
+pub async fn acquire(key: &Rc<Key>, loop_: Loop) -> Acquired {
+  loop {
+    if let Some(conn) = checkout(key) {
+      let mut lease = Lease {
+        key: Rc::clone(key),
+        conn: Some(conn),
+        loop_,
+      };
+      // Closed since it went idle: never used, so another connection is safe.
+      if poll_fn(|cx| lease.sender().poll_ready(cx)).await.is_ok() {
+        return Acquired::Pooled(lease);
+      }
+      continue;
+    }
+    let slot = POOL.with(|p| {
+      let mut pool = p.borrow_mut();
+      let entry = pool.entry(Rc::clone(key)).or_default();
+      (entry.connecting < MAX_CONNECTING).then(|| {
+        entry.connecting += 1;
+        ConnectSlot(Rc::clone(key))
+      })
+    });
+    if let Some(slot) = slot {
+      return Acquired::Connect(slot);
+    }
+    wait_turn(key).await;
+  }
+}
+
+/// A connection just opened with `slot`, as a lease.
+pub fn lease(slot: ConnectSlot, conn: Conn, loop_: Loop) -> Lease {
+  let key = Rc::clone(&slot.0);
+  drop(slot);
+  Lease {
+    key,
+    conn: Some(conn),
+    loop_,
+  }
+}
+
+fn checkout(key: &Rc<Key>) -> Option<Conn> {
+  loop {
+    let idle = POOL.with(|p| p.borrow_mut().get_mut(key).and_then(|e| e.idle.pop()))?;
+    let idle_for = idle.since.elapsed();
+    if idle_for >= POOL_IDLE || idle.conn.sender.is_closed() {
+      close(idle.conn);
+      continue;
+    }
+    if idle_for >= CHECK_AFTER_IDLE && tcp::read_pending(&idle.conn.tcp) {
+      // Let hyper (and rustls) take in what came while JS was busy: a close, a stray
+      // byte or a close_notify closes the connection; a session ticket does not.
+      executor::run();
+      if idle.conn.sender.is_closed() {
+        close(idle.conn);
+        continue;
+      }
+    }
+    tcp::set_ref(&idle.conn.tcp, true);
+    return Some(idle.conn);
+  }
+}
+
+fn checkin(key: &Rc<Key>, conn: Conn, loop_: Loop) {
+  if conn.sender.is_closed() {
+    return close(conn);
+  }
+  tcp::set_ref(&conn.tcp, false);
   POOL.with(|p| {
+    p.borrow_mut()
+      .entry(Rc::clone(key))
+      .or_default()
+      .idle
+      .push(Idle {
+        conn,
+        since: Instant::now(),
+      })
+  });
+  notify_next(key);
+  start_sweep(loop_);
+}
+
+/// Waits until a connection or a connect slot may have come free for `key`.
+async fn wait_turn(key: &Rc<Key>) {
+  let waiter = Rc::new(Waiter {
+    notified: Cell::new(false),
+    waker: RefCell::new(None),
+  });
+  POOL.with(|p| {
+    p.borrow_mut()
+      .entry(Rc::clone(key))
+      .or_default()
+      .waiting
+      .push_back(Rc::clone(&waiter))
+  });
+  let mut turn = Turn {
+    key: Rc::clone(key),
+    waiter,
+    taken: false,
+  };
+  poll_fn(|cx| {
+    if turn.waiter.notified.get() {
+      turn.taken = true;
+      Poll::Ready(())
+    } else {
+      *turn.waiter.waker.borrow_mut() = Some(cx.waker().clone());
+      Poll::Pending
+    }
+  })
+  .await
+}
+
+/// A place in the queue; dropped after being notified but before taking its turn
+/// (the request timed out), it passes the turn on.
+struct Turn {
+  key: Rc<Key>,
+  waiter: Rc<Waiter>,
+  taken: bool,
+}
+
+impl Drop for Turn {
+  fn drop(&mut self) {
+    if self.waiter.notified.get() && !self.taken {
+      notify_next(&self.key);
+    }
+  }
+}
+
+/// Wakes the first request still waiting for `key`.
+fn notify_next(key: &Rc<Key>) {
+  let waiter = POOL.with(|p| {
     let mut pool = p.borrow_mut();
-    let state = pool.get_mut(origin)?;
-    while let Some((exchange, request)) = state.waiting.pop_front() {
-      if !exchange.borrow().done {
-        return Some((exchange, request));
+    let entry = pool.get_mut(key)?;
+    // A waiter whose request is gone holds the only reference.
+    while let Some(waiter) = entry.waiting.pop_front() {
+      if Rc::strong_count(&waiter) > 1 {
+        return Some(waiter);
       }
     }
     None
-  })
-}
-
-/// A connect to `origin` ended (either way): its slot goes to a waiting request.
-pub(super) fn connect_ended(origin: &Rc<Origin>) {
-  POOL.with(|p| {
-    if let Some(state) = p.borrow_mut().get_mut(origin) {
-      state.connecting = state.connecting.saturating_sub(1);
-    }
   });
-  if let Some((exchange, request)) = next_waiting(origin) {
-    POOL.with(|p| {
-      p.borrow_mut()
-        .entry(Rc::clone(origin))
-        .or_default()
-        .connecting += 1
-    });
-    connect(&exchange, Rc::clone(origin), request);
-  }
-}
-
-pub(super) fn checkout(uv: &Uv, origin: &Rc<Origin>) -> Option<*mut Conn> {
-  loop {
-    let conn = POOL.with(|p| p.borrow_mut().get_mut(origin).and_then(|s| s.idle.pop()))?;
-    // SAFETY: pooled connections are live until closed, and closing removes them.
-    let idle = unsafe { (*conn).idle_since.elapsed() };
-    if idle < POOL_IDLE && (idle < CHECK_AFTER_IDLE || unsafe { still_open(uv, conn) }) {
-      return Some(conn);
+  if let Some(waiter) = waiter {
+    waiter.notified.set(true);
+    if let Some(waker) = waiter.waker.borrow_mut().take() {
+      waker.wake();
     }
-    close_conn(uv, conn);
   }
 }
 
-/// Past this idle time a pooled connection is checked before use: the server may have
-/// closed it while JS kept the loop busy, before its close was read.
-pub(super) const CHECK_AFTER_IDLE: Duration = Duration::from_secs(1);
+const SWEEP_EVERY: Duration = Duration::from_secs(1);
 
-/// Whether the peer has not closed (or reset) the connection, without consuming input.
-pub(super) unsafe fn still_open(uv: &Uv, conn: *mut Conn) -> bool {
-  let mut fd: c_int = -1;
-  if (uv.fileno)((*conn).tcp, &mut fd) != 0 {
-    return false;
+/// Closes connections idle for `POOL_IDLE`, every second while any is idle.
+fn start_sweep(loop_: Loop) {
+  if SWEEPING.with(|s| s.replace(true)) {
+    return;
   }
-  let mut byte = 0u8;
-  let n = libc::recv(
-    fd,
-    (&mut byte as *mut u8).cast(),
-    1,
-    libc::MSG_PEEK | libc::MSG_DONTWAIT,
-  );
-  match n {
-    // Plain HTTP has nothing to say to an idle client; TLS may (a session ticket).
-    n if n > 0 => (*conn).tls.is_some(),
-    0 => false,
-    _ => matches!(
-      std::io::Error::last_os_error().raw_os_error(),
-      Some(libc::EAGAIN) | Some(libc::EINTR)
-    ),
-  }
-}
-
-/// A connection is free again: it serves the next waiting request, or goes idle.
-pub(super) fn checkin(uv: &Uv, conn: *mut Conn) {
-  // SAFETY: a live connection without an exchange.
-  unsafe {
-    (*conn).reader = ResponseReader::default();
-    let origin = Rc::clone(&(*conn).origin);
-    if let Some((exchange, request)) = next_waiting(&origin) {
-      return send_on(conn, &exchange, request);
+  let Some(uv) = crate::uv::get() else { return };
+  executor::spawn(async move {
+    loop {
+      let timer = Timer::sleep(uv, loop_.0, SWEEP_EVERY);
+      timer.unref();
+      timer.await;
+      if sweep() == 0 {
+        break;
+      }
     }
-    (*conn).idle_since = Instant::now();
-    (uv.unref)((*conn).tcp);
-    POOL.with(|p| p.borrow_mut().entry(origin).or_default().idle.push(conn));
-    start_sweep(uv, (*conn).loop_);
-  }
+    SWEEPING.with(|s| s.set(false));
+  });
 }
 
-pub(super) const SWEEP_EVERY_MS: u64 = 1000;
-
-pub(super) fn start_sweep(uv: &Uv, loop_: *mut uv::Loop) {
-  let mut timer = SWEEP_TIMER.with(Cell::get);
-  // SAFETY: one timer per thread, never closed; unreferenced, so it never holds the
-  // process open.
-  unsafe {
-    if timer.is_null() {
-      timer = Block::new((uv.handle_size)(uv::UV_TIMER)).into_raw();
-      (uv.timer_init)(loop_, timer);
-      (uv.unref)(timer);
-      SWEEP_TIMER.with(|t| t.set(timer));
-    } else if (uv.is_active)(timer) != 0 {
-      return;
-    }
-    (uv.timer_start)(timer, on_sweep, SWEEP_EVERY_MS, SWEEP_EVERY_MS);
-  }
-}
-
-pub(super) unsafe extern "C" fn on_sweep(timer: *mut Handle) {
-  let uv = uv::get().expect("libuv");
-  let (stale, remaining) = POOL.with(|p| {
-    let mut stale = Vec::new();
+/// Closes expired idle connections; how many stay idle.
+fn sweep() -> usize {
+  let (expired, remaining) = POOL.with(|p| {
+    let mut expired = Vec::new();
     let mut remaining = 0;
-    for state in p.borrow_mut().values_mut() {
-      state.idle.retain(|&conn| {
-        let keep = (*conn).idle_since.elapsed() < POOL_IDLE;
-        if !keep {
-          stale.push(conn);
-        }
-        keep
-      });
-      remaining += state.idle.len();
+    let mut pool = p.borrow_mut();
+    for entry in pool.values_mut() {
+      let (old, young) = std::mem::take(&mut entry.idle)
+        .into_iter()
+        .partition(|i| i.since.elapsed() >= POOL_IDLE || i.conn.sender.is_closed());
+      entry.idle = young;
+      remaining += entry.idle.len();
+      expired.extend::<Vec<Idle>>(old);
     }
-    (stale, remaining)
+    pool.retain(|_, e| !e.idle.is_empty() || e.connecting > 0 || !e.waiting.is_empty());
+    (expired, remaining)
   });
-  for conn in stale {
-    close_conn(uv, conn);
+  for idle in expired {
+    close(idle.conn);
   }
-  if remaining == 0 {
-    (uv.timer_stop)(timer);
-  }
-}
-
-pub(super) fn remove_from_pool(conn: *mut Conn) {
-  // SAFETY: live connection.
-  let origin = unsafe { Rc::clone(&(*conn).origin) };
-  POOL.with(|p| {
-    if let Some(state) = p.borrow_mut().get_mut(&origin) {
-      state.idle.retain(|&c| c != conn);
-    }
-  });
+  remaining
 }

@@ -78,11 +78,29 @@ impl TransportError {
 
   /// A name that did not resolve.
   pub fn not_found(url: &str, host: &str) -> Self {
+    Self::lookup("ENOTFOUND", url, host)
+  }
+
+  /// A failed name lookup, with Node's code (`ENOTFOUND`, `EAI_AGAIN`, …).
+  pub fn lookup(code: &'static str, url: &str, host: &str) -> Self {
     Self {
       kind: FailureKind::Network,
-      code: "ENOTFOUND",
-      message: format!("request to {url} failed, reason: getaddrinfo ENOTFOUND {host}"),
+      code,
+      message: format!("request to {url} failed, reason: getaddrinfo {code} {host}"),
       before_send: true,
+    }
+  }
+
+  /// Any other failure (hyper's, an I/O error, TLS inside either), classified by its
+  /// cause chain.
+  pub fn from_cause(err: &(dyn StdError + 'static), url: &str, before_send: bool) -> Self {
+    let (kind, code, reason) =
+      cause_of(err, url).unwrap_or((FailureKind::Network, "ECONNRESET", "socket hang up".into()));
+    Self {
+      kind,
+      code,
+      message: format!("request to {url} failed, reason: {reason}"),
+      before_send,
     }
   }
 
@@ -165,35 +183,8 @@ fn host_port(url: &str) -> String {
 /// Walks the cause chain (including errors wrapped inside `io::Error`) for the most
 /// specific explanation.
 fn root_cause(err: &reqwest::Error, url: &str) -> (FailureKind, &'static str, String) {
-  let mut cause: Option<&(dyn StdError + 'static)> = Some(err);
-  while let Some(e) = cause {
-    if let Some(tls) = e.downcast_ref::<rustls::Error>() {
-      return tls_cause(tls);
-    }
-    if let Some(h) = e.downcast_ref::<hyper::Error>() {
-      if h.is_incomplete_message() || h.is_canceled() || h.is_closed() {
-        return (FailureKind::Network, "ECONNRESET", "socket hang up".into());
-      }
-      if h.is_parse() || h.is_parse_status() {
-        return (
-          FailureKind::Network,
-          "HPE_INVALID_RESPONSE",
-          format!("malformed HTTP response: {h}"),
-        );
-      }
-    }
-    cause = match e.downcast_ref::<io::Error>() {
-      Some(io_err) => {
-        if let Some(found) = io_cause(io_err, url) {
-          return found;
-        }
-        // `io::Error::source` skips the wrapped error itself; step into it instead.
-        io_err
-          .get_ref()
-          .map(|inner| inner as &(dyn StdError + 'static))
-      }
-      None => e.source(),
-    };
+  if let Some(found) = cause_of(err, url) {
+    return found;
   }
   if err.is_connect() {
     let host = url::Url::parse(url)
@@ -210,6 +201,51 @@ fn root_cause(err: &reqwest::Error, url: &str) -> (FailureKind, &'static str, St
     return (FailureKind::Network, "ECONNRESET", "socket hang up".into());
   }
   (FailureKind::Network, "EPROTO", err.to_string())
+}
+
+/// The most specific explanation in the cause chain (including errors wrapped inside
+/// `io::Error`), if any.
+fn cause_of(
+  err: &(dyn StdError + 'static),
+  url: &str,
+) -> Option<(FailureKind, &'static str, String)> {
+  let mut cause: Option<&(dyn StdError + 'static)> = Some(err);
+  while let Some(e) = cause {
+    if let Some(tls) = e.downcast_ref::<rustls::Error>() {
+      return Some(tls_cause(tls));
+    }
+    if let Some(h) = e.downcast_ref::<hyper::Error>() {
+      // hyper reports a head over `max_buf_size` as "message head is too large" (its
+      // `is_parse_too_large` exists only with its server feature).
+      if h.is_parse() && h.to_string().contains("too large") {
+        let reason = "Parse Error: Header overflow".into();
+        return Some((FailureKind::Network, "HPE_HEADER_OVERFLOW", reason));
+      }
+      if h.is_parse() || h.is_parse_status() {
+        return Some((
+          FailureKind::Network,
+          "HPE_INVALID_RESPONSE",
+          format!("malformed HTTP response: {h}"),
+        ));
+      }
+      if h.source().is_none() && (h.is_incomplete_message() || h.is_canceled() || h.is_closed()) {
+        return Some((FailureKind::Network, "ECONNRESET", "socket hang up".into()));
+      }
+    }
+    cause = match e.downcast_ref::<io::Error>() {
+      Some(io_err) => {
+        if let Some(found) = io_cause(io_err, url) {
+          return Some(found);
+        }
+        // `io::Error::source` skips the wrapped error itself; step into it instead.
+        io_err
+          .get_ref()
+          .map(|inner| inner as &(dyn StdError + 'static))
+      }
+      None => e.source(),
+    };
+  }
+  None
 }
 
 fn io_cause(e: &io::Error, url: &str) -> Option<(FailureKind, &'static str, String)> {

@@ -7,9 +7,10 @@
 pub mod config;
 pub mod encryption;
 pub mod error;
-pub mod http1;
+pub mod http;
 pub mod retry;
 pub mod signature;
+pub mod tls;
 pub mod transport;
 pub mod validate;
 pub mod webhook;

@@ -5,18 +5,12 @@
 use crate::error::TransportError;
 use crate::retry::{Outcome, RetryPolicy};
 use bytes::Bytes;
-use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, CONTENT_TYPE, RETRY_AFTER};
-use reqwest::{redirect, Client, Method, Url};
-use rustls::RootCertStore;
-use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::CertificateDer;
+use crate::http::{self, limits, Method};
+use reqwest::header::HeaderValue;
+use reqwest::{redirect, Client, Url};
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
-
-/// node-fetch's default redirect limit.
-const MAX_REDIRECTS: usize = 20;
-const POOL_IDLE: Duration = Duration::from_secs(15);
 
 /// What makes two transports different; everything else is per request.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
@@ -63,52 +57,14 @@ pub struct Reply {
   pub retry_after: Option<String>,
 }
 
-fn extra_ca_from_env() -> Vec<CertificateDer<'static>> {
-  std::env::var_os("NODE_EXTRA_CA_CERTS")
-    .and_then(|path| std::fs::read(path).ok())
-    .map(|pem| parse_certs(&pem))
-    .unwrap_or_default()
-}
-
-fn parse_certs(pem: &[u8]) -> Vec<CertificateDer<'static>> {
-  CertificateDer::pem_slice_iter(pem)
-    .filter_map(Result::ok)
-    .collect()
-}
-
-/// rustls with Mozilla's roots, `NODE_EXTRA_CA_CERTS` and `extra_ca` (PEM).
-pub fn tls_config(extra_ca: Option<&[u8]>) -> Result<rustls::ClientConfig, TransportError> {
-  let mut roots = RootCertStore {
-    roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-  };
-  let mut extra = extra_ca_from_env();
-  if let Some(pem) = extra_ca {
-    let certs = parse_certs(pem);
-    if certs.is_empty() {
-      return Err(TransportError::config(
-        "the ca option holds no PEM certificate".into(),
-      ));
-    }
-    extra.extend(certs);
-  }
-  roots.add_parsable_certificates(extra);
-  let provider = Arc::new(rustls::crypto::ring::default_provider());
-  let config = rustls::ClientConfig::builder_with_provider(provider)
-    .with_safe_default_protocol_versions()
-    .map_err(|e| TransportError::config(format!("TLS setup failed: {e}")))?
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-  Ok(config)
-}
-
 /// Builds a new client. Prefer [`shared_client`], which pools connections across
 /// every Pusher instance with the same options.
 pub fn build_client(options: &TransportOptions) -> Result<Client, TransportError> {
   let mut builder = Client::builder()
-    .tls_backend_preconfigured(tls_config(options.ca.as_deref())?)
+    .tls_backend_preconfigured(crate::tls::config(options.ca.as_deref())?)
     .no_proxy()
-    .redirect(redirect::Policy::limited(MAX_REDIRECTS))
-    .pool_idle_timeout(POOL_IDLE)
+    .redirect(redirect::Policy::limited(limits::MAX_REDIRECTS as usize))
+    .pool_idle_timeout(limits::POOL_IDLE)
     .tcp_nodelay(true)
     .http1_only();
   if let Some(timeout) = options.connect_timeout {
@@ -154,18 +110,6 @@ pub fn parse_url(url: &str) -> Result<Url, TransportError> {
   }
 }
 
-fn headers_to_string(headers: &HeaderMap) -> String {
-  let mut out = String::with_capacity(headers.len() * 32);
-  for (name, value) in headers {
-    out.push_str(name.as_str());
-    out.push('\n');
-    // Header bytes are latin-1, as Node's http parser reads them.
-    out.extend(value.as_bytes().iter().map(|&b| b as char));
-    out.push('\n');
-  }
-  out
-}
-
 /// Sends `request`, retrying as `policy` allows; returns the last result and the number
 /// of attempts made.
 pub async fn send_with_retry(
@@ -173,7 +117,7 @@ pub async fn send_with_retry(
   request: &Request,
   policy: Option<&RetryPolicy>,
 ) -> (Result<Reply, TransportError>, u32) {
-  let idempotent = request.method == Method::GET;
+  let idempotent = request.method.is_idempotent();
   let mut attempt = 1;
   loop {
     let result = send(client, request).await;
@@ -204,48 +148,28 @@ fn jitter() -> f64 {
 }
 
 pub async fn send(client: &Client, request: &Request) -> Result<Reply, TransportError> {
-  let timeout_ms = request.timeout.map(|t| t.as_millis() as u64);
+  let timeout_ms = request.timeout.map(limits::timeout_ms);
   let url = parse_url(&request.url)?;
+  let headers = http::request::headers(&request.library, request.body.is_some(), None);
   let mut builder = client
-    .request(request.method.clone(), url.clone())
-    .header(ACCEPT, HeaderValue::from_static("*/*"))
-    .header("x-pusher-library", request.library.clone());
+    .request(request.method.to_http(), url.clone())
+    .headers(headers);
   if let Some(timeout) = request.timeout {
     builder = builder.timeout(timeout);
   }
   if let Some(body) = &request.body {
-    builder = builder
-      .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
-      .body(body.clone());
+    builder = builder.body(body.clone());
   }
   let fail = |e: reqwest::Error| TransportError::from_reqwest(&e, &request.url, timeout_ms);
   let response = builder.send().await.map_err(fail)?;
-  let status = response.status().as_u16();
-  // hyper keeps the phrase only when it is not the canonical one.
-  let status_text = match response.extensions().get::<hyper::ext::ReasonPhrase>() {
-    Some(reason) => reason.as_bytes().iter().map(|&b| b as char).collect(),
-    None => response
-      .status()
-      .canonical_reason()
-      .unwrap_or("")
-      .to_owned(),
-  };
-  let final_url = (response.url() != &url).then(|| response.url().to_string());
-  let headers = headers_to_string(response.headers());
-  let retry_after = response
-    .headers()
-    .get(RETRY_AFTER)
-    .and_then(|v| v.to_str().ok())
-    .map(str::to_owned);
-  let body = response.bytes().await.map_err(fail)?.to_vec();
-  Ok(Reply {
-    status,
-    status_text,
-    final_url,
-    headers,
-    body,
-    retry_after,
-  })
+  let mut reply = http::response::reply_head(
+    response.status(),
+    response.headers(),
+    response.extensions(),
+  );
+  reply.final_url = (response.url() != &url).then(|| response.url().to_string());
+  reply.body = response.bytes().await.map_err(fail)?.to_vec();
+  Ok(reply)
 }
 
 #[cfg(test)]
@@ -279,9 +203,9 @@ mod tests {
   fn request(url: String, body: Option<&str>) -> Request {
     Request {
       method: if body.is_some() {
-        Method::POST
+        Method::Post
       } else {
-        Method::GET
+        Method::Get
       },
       url,
       body: body.map(|b| Bytes::copy_from_slice(b.as_bytes())),

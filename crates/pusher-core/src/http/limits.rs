@@ -1,0 +1,26 @@
+//! Limits and timings, one owner each.
+
+use std::time::Duration;
+
+/// node-fetch's redirect limit.
+pub const MAX_REDIRECTS: u32 = 20;
+/// Idle pooled connections are closed after this.
+pub const POOL_IDLE: Duration = Duration::from_secs(15);
+/// Past this idle time a pooled connection is checked before reuse: the server may
+/// have closed it while JS kept the loop busy, before its close was read.
+pub const CHECK_AFTER_IDLE: Duration = Duration::from_secs(1);
+/// Happy Eyeballs: the next address is tried after this, as Node's
+/// `autoSelectFamilyAttemptTimeout` default.
+pub const HAPPY_EYEBALLS_DELAY: Duration = Duration::from_millis(250);
+/// Connects in progress per origin on the event loop; more requests wait for a
+/// connection to come free. A burst of thousands of connects at once overflows the
+/// server's accept queue, and some of those connections are then reset.
+pub const MAX_CONNECTING: usize = 64;
+/// The largest response head accepted: Node's default `--max-http-header-size`. A
+/// larger head fails as Node's parser fails it (`HPE_HEADER_OVERFLOW`).
+pub const MAX_HEAD_BYTES: usize = 16 * 1024;
+
+/// A timeout in whole milliseconds for messages: at least 1.
+pub fn timeout_ms(timeout: Duration) -> u64 {
+  u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX).max(1)
+}

@@ -1,0 +1,160 @@
+//! One request, from its start to its reply: a connection from the pool (or a new one:
+//! lookup, Happy Eyeballs, TLS, hyper's handshake), hyper's HTTP/1 exchange, node-fetch's
+//! redirects, and the whole-request timeout.
+
+use super::connect::{self, lookup_code};
+use super::executor;
+use super::pool::{self, Acquired, Conn, Key, Lease};
+use super::stream::Stream;
+use super::Client;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use pusher_core::error::TransportError;
+use pusher_core::http::limits::{MAX_HEAD_BYTES, MAX_REDIRECTS};
+use pusher_core::http::{redirect, request, response, Method, Origin};
+use pusher_core::transport::Reply;
+use std::rc::Rc;
+
+/// What one request sends.
+pub struct Spec {
+  pub method: Method,
+  /// The URL as signed: reported in replies and error messages.
+  pub url: String,
+  pub body: Option<Bytes>,
+}
+
+/// Sends `spec`, following redirects.
+pub async fn run(client: Rc<Client>, spec: Spec) -> Result<Reply, TransportError> {
+  let Spec {
+    mut method,
+    url,
+    mut body,
+  } = spec;
+  let mut target = request::request_target(&url, client.base_len)?.into_owned();
+  let mut key = Rc::clone(&client.key);
+  let mut current: Option<url::Url> = None;
+  let mut redirects = 0;
+  loop {
+    let (head, location, bytes) = send(&client, &key, method, &target, body.clone(), &url).await?;
+    let next = redirect::next_method(head.status, method).zip(location);
+    let Some((next_method, location)) = next else {
+      let mut reply = head;
+      reply.body = bytes.to_vec();
+      reply.final_url = current.map(|u| u.to_string());
+      return Ok(reply);
+    };
+    let base = match &current {
+      Some(u) => u.clone(),
+      None => url::Url::parse(&url).map_err(|_| TransportError::invalid_url("Invalid URL"))?,
+    };
+    let Ok(next_url) = base.join(&location) else {
+      let mut reply = head;
+      reply.body = bytes.to_vec();
+      return Ok(reply);
+    };
+    if redirects >= MAX_REDIRECTS {
+      return Err(TransportError::too_many_redirects(&url));
+    }
+    redirects += 1;
+    let origin = Origin::of(&next_url)
+      .ok_or_else(|| TransportError::invalid_url("Only HTTP(S) protocols are supported"))?;
+    if next_method == Method::Get {
+      body = None;
+    }
+    method = next_method;
+    target = request::target_of(&next_url);
+    key = Key::new(origin, &client.trust);
+    current = Some(next_url);
+  }
+}
+
+/// One exchange on one connection: the reply head, a redirect's location, the body.
+async fn send(
+  client: &Rc<Client>,
+  key: &Rc<Key>,
+  method: Method,
+  target: &str,
+  body: Option<Bytes>,
+  url: &str,
+) -> Result<(Reply, Option<String>, Bytes), TransportError> {
+  let mut lease = match pool::acquire(key, client.loop_).await {
+    Acquired::Pooled(lease) => lease,
+    Acquired::Connect(slot) => {
+      let conn = open(client, &key.origin, url).await?;
+      pool::lease(slot, conn, client.loop_)
+    }
+  };
+  let mut request = hyper::Request::new(Full::new(body.clone().unwrap_or_default()));
+  *request.method_mut() = method.to_http();
+  *request.uri_mut() = target
+    .parse()
+    .map_err(|_| TransportError::invalid_url("Invalid URL"))?;
+  *request.headers_mut() =
+    request::headers(&client.library, body.is_some(), Some(&key.origin.host_header));
+  let fail = |e: hyper::Error| TransportError::from_cause(&e, url, false);
+  let response = lease.sender().send_request(request).await.map_err(fail)?;
+  let (parts, incoming) = response.into_parts();
+  let head = response::reply_head(parts.status, &parts.headers, &parts.extensions);
+  let location = response::location(&parts.headers);
+  let bytes = read_body(incoming).await.map_err(fail)?;
+  finish(lease, &parts.headers);
+  Ok((head, location, bytes))
+}
+
+async fn read_body(incoming: Incoming) -> Result<Bytes, hyper::Error> {
+  Ok(incoming.collect().await?.to_bytes())
+}
+
+/// Back to the pool, unless the framing was ambiguous (both `Transfer-Encoding` and
+/// `Content-Length`: a peer that disagrees on where the body ends may have more bytes
+/// in flight).
+fn finish(lease: Lease, headers: &hyper::HeaderMap) {
+  use hyper::header::{CONTENT_LENGTH, TRANSFER_ENCODING};
+  let ambiguous = headers.contains_key(TRANSFER_ENCODING) && headers.contains_key(CONTENT_LENGTH)
+    || headers.get_all(TRANSFER_ENCODING).iter().count() > 1
+    || headers.get_all(CONTENT_LENGTH).iter().count() > 1;
+  if ambiguous {
+    drop(lease);
+  } else {
+    lease.release();
+  }
+}
+
+/// A new connection: lookup, connect, TLS, hyper's handshake; its driver task started.
+async fn open(client: &Rc<Client>, origin: &Origin, url: &str) -> Result<Conn, TransportError> {
+  let (uv, loop_) = (client.uv, client.loop_);
+  let addrs = connect::resolve(uv, loop_, &origin.host)
+    .await
+    .map_err(|err| TransportError::lookup(lookup_code(uv, err), url, &origin.host))?;
+  let tcp = connect::connect(uv, loop_, addrs, origin.port)
+    .await
+    .map_err(|err| TransportError::os(uv.name(err), url, true))?;
+  let shared = tcp.shared();
+  let stream = if origin.https {
+    let config = client.trust.config()?;
+    let name = rustls_pki_types::ServerName::try_from(origin.host.clone())
+      .map_err(|_| TransportError::config(format!("invalid TLS server name: {}", origin.host)))?;
+    let tls = tokio_rustls::TlsConnector::from(config)
+      .connect(name, tcp)
+      .await
+      .map_err(|e| TransportError::from_cause(&e, url, true))?;
+    Stream::Tls(Box::new(tls))
+  } else {
+    Stream::Plain(tcp)
+  };
+  let (sender, connection) = hyper::client::conn::http1::Builder::new()
+    .max_buf_size(MAX_HEAD_BYTES)
+    .handshake(TokioIo::new(stream))
+    .await
+    .map_err(|e| TransportError::from_cause(&e, url, true))?;
+  let task = executor::spawn(async move {
+    let _ = connection.await;
+  });
+  Ok(Conn {
+    sender,
+    tcp: shared,
+    task,
+  })
+}

@@ -1,0 +1,295 @@
+//! The event loop's task executor: futures (hyper's connection and request futures,
+//! TLS handshakes, connects) are polled on the JS thread, woken from libuv callbacks.
+//!
+//! Every libuv callback of the transport ends with [`run`], which polls the tasks its
+//! events woke until none is ready; a task that panics is dropped (its guards fail its
+//! request) and never unwinds into C. Wakers are plain `(index, generation)` pairs: a
+//! wake for a finished task is ignored. A wake from another thread (nothing here does
+//! that, but `Waker` is `Send`) is queued and signalled with a `uv_async_t`.
+
+use crate::uv::{self, Block, Handle, Uv};
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::future::Future;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::pin::Pin;
+use std::sync::{Mutex, OnceLock};
+use std::task::{Context, Poll, RawWaker, RawWakerVTable, Waker};
+use std::thread::ThreadId;
+
+type Task = Pin<Box<dyn Future<Output = ()>>>;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TaskId {
+  index: u32,
+  generation: u32,
+}
+
+#[derive(Default)]
+struct Slot {
+  generation: u32,
+  /// `None` while free, or while the task is being polled.
+  future: Option<Task>,
+  running: bool,
+  /// Woken while running: polled again after the current poll.
+  woken: bool,
+  /// Aborted while running: dropped after the current poll.
+  aborted: bool,
+  live: bool,
+}
+
+thread_local! {
+  static SLOTS: RefCell<Vec<Slot>> = const { RefCell::new(Vec::new()) };
+  static FREE: RefCell<Vec<u32>> = const { RefCell::new(Vec::new()) };
+  static READY: RefCell<VecDeque<TaskId>> = const { RefCell::new(VecDeque::new()) };
+  static RUNNING: Cell<bool> = const { Cell::new(false) };
+}
+
+/// The loop thread, and its async handle for wakes from elsewhere.
+struct Owner {
+  thread: ThreadId,
+  handle: usize,
+}
+static OWNER: OnceLock<Owner> = OnceLock::new();
+static REMOTE: Mutex<Vec<TaskId>> = Mutex::new(Vec::new());
+
+/// Binds the executor to this thread's loop (once per process: the main thread).
+pub fn init(uv: &Uv, loop_: *mut uv::Loop) -> bool {
+  let owner = OWNER.get_or_init(|| {
+    // SAFETY: a handle sized by libuv, initialised on the loop's own thread; never
+    // closed (it lives as long as the process) and unreferenced.
+    let handle = unsafe {
+      let handle = Block::new((uv.handle_size)(uv::UV_ASYNC)).into_raw();
+      (uv.async_init)(loop_, handle, on_remote_wake);
+      (uv.unref)(handle);
+      handle
+    };
+    Owner {
+      thread: std::thread::current().id(),
+      handle: handle as usize,
+    }
+  });
+  owner.thread == std::thread::current().id()
+}
+
+unsafe extern "C" fn on_remote_wake(_handle: *mut Handle) {
+  crate::event_loop::callback(|| {
+    let woken = std::mem::take(&mut *REMOTE.lock().unwrap_or_else(|p| p.into_inner()));
+    READY.with(|r| r.borrow_mut().extend(woken));
+  });
+}
+
+/// Starts `future`; it is first polled by the next [`run`].
+pub fn spawn(future: impl Future<Output = ()> + 'static) -> TaskId {
+  let future: Task = Box::pin(future);
+  let index = FREE
+    .with(|f| f.borrow_mut().pop())
+    .unwrap_or_else(|| SLOTS.with(|s| {
+      let mut slots = s.borrow_mut();
+      slots.push(Slot::default());
+      (slots.len() - 1) as u32
+    }));
+  let id = SLOTS.with(|s| {
+    let mut slots = s.borrow_mut();
+    let slot = &mut slots[index as usize];
+    slot.generation = slot.generation.wrapping_add(1);
+    slot.future = Some(future);
+    slot.live = true;
+    slot.running = false;
+    slot.woken = false;
+    slot.aborted = false;
+    TaskId {
+      index,
+      generation: slot.generation,
+    }
+  });
+  READY.with(|r| r.borrow_mut().push_back(id));
+  id
+}
+
+/// Drops the task's future (closing what it owns) unless it has finished already.
+pub fn abort(id: TaskId) {
+  let future = SLOTS.with(|s| {
+    let mut slots = s.borrow_mut();
+    let slot = slots.get_mut(id.index as usize)?;
+    if !slot.live || slot.generation != id.generation {
+      return None;
+    }
+    if slot.running {
+      slot.aborted = true;
+      return None;
+    }
+    slot.live = false;
+    FREE.with(|f| f.borrow_mut().push(id.index));
+    slot.future.take()
+  });
+  drop_quietly(future);
+}
+
+fn drop_quietly(future: Option<Task>) {
+  if let Some(future) = future {
+    let _ = catch_unwind(AssertUnwindSafe(move || drop(future)));
+  }
+}
+
+/// Polls every ready task until none is left. Re-entrant: a task being polled is out
+/// of its slot, so a nested run (a pool check inside a task) skips it.
+pub fn run() {
+  while let Some(id) = READY.with(|r| r.borrow_mut().pop_front()) {
+    poll(id);
+  }
+}
+
+fn poll(id: TaskId) {
+  let future = SLOTS.with(|s| {
+    let mut slots = s.borrow_mut();
+    let slot = slots.get_mut(id.index as usize)?;
+    if !slot.live || slot.generation != id.generation {
+      return None;
+    }
+    if slot.running {
+      slot.woken = true;
+      return None;
+    }
+    let future = slot.future.take()?;
+    slot.running = true;
+    Some(future)
+  });
+  let Some(mut future) = future else {
+    return;
+  };
+  let waker = waker(id);
+  let mut cx = Context::from_waker(&waker);
+  let was_running = RUNNING.with(|r| r.replace(true));
+  let finished = match catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(&mut cx))) {
+    Ok(Poll::Ready(())) | Err(_) => true,
+    Ok(Poll::Pending) => false,
+  };
+  RUNNING.with(|r| r.set(was_running));
+  let (keep, again) = SLOTS.with(|s| {
+    let mut slots = s.borrow_mut();
+    let slot = &mut slots[id.index as usize];
+    slot.running = false;
+    let keep = !finished && !slot.aborted;
+    let again = keep && std::mem::take(&mut slot.woken);
+    if !keep {
+      slot.live = false;
+      FREE.with(|f| f.borrow_mut().push(id.index));
+    }
+    (keep, again)
+  });
+  if keep {
+    SLOTS.with(|s| s.borrow_mut()[id.index as usize].future = Some(future));
+    if again {
+      READY.with(|r| r.borrow_mut().push_back(id));
+    }
+  } else {
+    drop_quietly(Some(future));
+  }
+}
+
+// ---- wakers: the task id packed into the data pointer ----
+
+fn pack(id: TaskId) -> *const () {
+  (((id.generation as usize) << 32) | id.index as usize) as *const ()
+}
+
+fn unpack(data: *const ()) -> TaskId {
+  let bits = data as usize;
+  TaskId {
+    index: bits as u32,
+    generation: (bits >> 32) as u32,
+  }
+}
+
+static VTABLE: RawWakerVTable = RawWakerVTable::new(clone, wake, wake, drop_waker);
+
+fn waker(id: TaskId) -> Waker {
+  // SAFETY: the vtable's functions only decode the data word; nothing is owned.
+  unsafe { Waker::from_raw(RawWaker::new(pack(id), &VTABLE)) }
+}
+
+unsafe fn clone(data: *const ()) -> RawWaker {
+  RawWaker::new(data, &VTABLE)
+}
+
+unsafe fn wake(data: *const ()) {
+  let id = unpack(data);
+  match OWNER.get() {
+    Some(owner) if owner.thread != std::thread::current().id() => {
+      REMOTE.lock().unwrap_or_else(|p| p.into_inner()).push(id);
+      if let Some(uv) = uv::get() {
+        (uv.async_send)(owner.handle as *mut Handle);
+      }
+    }
+    _ => READY.with(|r| r.borrow_mut().push_back(id)),
+  }
+}
+
+unsafe fn drop_waker(_data: *const ()) {}
+
+#[cfg(test)]
+mod tests {
+  use super::*;
+  use std::rc::Rc;
+
+  #[test]
+  fn tasks_run_when_woken_and_stale_wakes_are_ignored() {
+    let polls = Rc::new(Cell::new(0));
+    let saved: Rc<RefCell<Option<Waker>>> = Rc::default();
+    let (p, w) = (Rc::clone(&polls), Rc::clone(&saved));
+    let id = spawn(std::future::poll_fn(move |cx| {
+      p.set(p.get() + 1);
+      *w.borrow_mut() = Some(cx.waker().clone());
+      if p.get() == 2 {
+        Poll::Ready(())
+      } else {
+        Poll::Pending
+      }
+    }));
+    run();
+    assert_eq!(polls.get(), 1);
+    saved.borrow().as_ref().unwrap().wake_by_ref();
+    run();
+    assert_eq!(polls.get(), 2);
+    // Finished: a late wake does nothing, and the slot is reused with a new generation.
+    saved.borrow().as_ref().unwrap().wake_by_ref();
+    run();
+    assert_eq!(polls.get(), 2);
+    let next = spawn(async {});
+    assert_eq!(next.index, id.index);
+    assert_ne!(next.generation, id.generation);
+    run();
+  }
+
+  #[test]
+  fn a_panicking_task_is_dropped_and_aborts_drop_futures() {
+    struct Flag(Rc<Cell<bool>>);
+    impl Drop for Flag {
+      fn drop(&mut self) {
+        self.0.set(true);
+      }
+    }
+    let dropped = Rc::new(Cell::new(false));
+    let flag = Flag(Rc::clone(&dropped));
+    spawn(async move {
+      let _flag = flag;
+      panic!("boom");
+    });
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    run();
+    std::panic::set_hook(hook);
+    assert!(dropped.get());
+    let aborted = Rc::new(Cell::new(false));
+    let flag = Flag(Rc::clone(&aborted));
+    let id = spawn(async move {
+      let _flag = flag;
+      std::future::pending::<()>().await;
+    });
+    run();
+    assert!(!aborted.get());
+    abort(id);
+    assert!(aborted.get());
+  }
+}

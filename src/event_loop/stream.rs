@@ -1,0 +1,67 @@
+//! A connection's byte stream: the TCP handle itself, or TLS over it.
+
+use super::tcp::Tcp;
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio_rustls::client::TlsStream;
+
+pub enum Stream {
+  Plain(Tcp),
+  Tls(Box<TlsStream<Tcp>>),
+}
+
+impl AsyncRead for Stream {
+  fn poll_read(
+    self: Pin<&mut Self>,
+    cx: &mut Context<'_>,
+    buf: &mut ReadBuf<'_>,
+  ) -> Poll<io::Result<()>> {
+    match self.get_mut() {
+      Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
+      Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+    }
+  }
+}
+
+impl AsyncWrite for Stream {
+  fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    match self.get_mut() {
+      Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
+      Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+    }
+  }
+
+  fn poll_write_vectored(
+    self: Pin<&mut Self>,
+    cx: &mut Context<'_>,
+    bufs: &[io::IoSlice<'_>],
+  ) -> Poll<io::Result<usize>> {
+    match self.get_mut() {
+      Stream::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+      Stream::Tls(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
+    }
+  }
+
+  fn is_write_vectored(&self) -> bool {
+    match self {
+      Stream::Plain(s) => s.is_write_vectored(),
+      Stream::Tls(s) => s.is_write_vectored(),
+    }
+  }
+
+  fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+    match self.get_mut() {
+      Stream::Plain(s) => Pin::new(s).poll_flush(cx),
+      Stream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+    }
+  }
+
+  fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+    match self.get_mut() {
+      Stream::Plain(s) => Pin::new(s).poll_shutdown(cx),
+      Stream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+    }
+  }
+}

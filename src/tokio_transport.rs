@@ -1,0 +1,60 @@
+//! Requests on the shared tokio runtime (reqwest): proxies, retries, worker threads,
+//! and wherever the event loop cannot be used. Replies reach JS through the client's
+//! mailbox.
+
+use crate::deliver::{Mailbox, RequestContext};
+use crate::reply::reply_of;
+use bytes::Bytes;
+use napi::sys;
+use pusher_core::http::Method;
+use pusher_core::retry::RetryPolicy;
+use pusher_core::transport::{self, Request};
+use reqwest::header::HeaderValue;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub struct TokioTransport {
+  pub http: reqwest::Client,
+  pub timeout: Option<Duration>,
+  pub retry: Option<RetryPolicy>,
+  pub library: HeaderValue,
+  pub mailbox: &'static Mailbox,
+}
+
+impl TokioTransport {
+  /// # Safety
+  /// Called from JS on the client's thread (`env`).
+  pub unsafe fn start(
+    self: &Arc<Self>,
+    env: sys::napi_env,
+    id: f64,
+    method: Method,
+    url: String,
+    body: Option<Bytes>,
+  ) {
+    let context = RequestContext::capture(env).into_raw();
+    self.mailbox.started(env);
+    let this = Arc::clone(self);
+    napi::bindgen_prelude::spawn(async move {
+      let request = Request {
+        method,
+        url,
+        body,
+        timeout: this.timeout,
+        library: this.library.clone(),
+      };
+      let (result, attempts) =
+        transport::send_with_retry(&this.http, &request, this.retry.as_ref()).await;
+      let reply = reply_of(id, request.url, result, attempts, method.is_idempotent());
+      // Let the requests that finish in the same tick join the batch.
+      napi::tokio::task::yield_now().await;
+      this.mailbox.post(context, reply);
+    });
+  }
+}
+
+impl Drop for TokioTransport {
+  fn drop(&mut self) {
+    self.mailbox.orphan();
+  }
+}
