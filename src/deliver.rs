@@ -12,7 +12,7 @@ use napi::bindgen_prelude::ToNapiValue;
 use napi::sys;
 use std::ffi::c_void;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 /// The async context of the call that started a request, captured at its start.
 pub struct RequestContext(sys::napi_async_context);
@@ -168,33 +168,42 @@ unsafe fn clear_exception(env: sys::napi_env) {
 
 // ---- from tokio's threads ----
 
-/// Replies finished on tokio's threads, waiting for the JS thread. Kept alive by the
-/// threadsafe function (and by every request in flight) after its client is gone, so
-/// no reply is lost.
+/// Replies finished on tokio's threads, waiting for the JS thread. Shared by the
+/// client, every request in flight and the threadsafe function, so no reply is lost
+/// when the client is collected first; when the env goes away (a worker terminated),
+/// the function is finalized and later replies are dropped.
 pub struct Mailbox {
-  replies: Mutex<Vec<(usize, Reply)>>,
+  state: Mutex<MailboxState>,
   /// Requests started and not yet delivered; touched on the JS thread only.
   inflight: AtomicU32,
   /// The client was collected: release the function once the last reply is in.
   orphaned: AtomicBool,
-  tsfn: usize,
   on_reply: usize,
+}
+
+struct MailboxState {
+  replies: Vec<(usize, Reply)>,
+  /// The threadsafe function, until it is released or finalized.
+  tsfn: Option<usize>,
 }
 
 impl Mailbox {
   /// # Safety
   /// On the JS thread of `env`; `on_reply` is a live reference (owned from now on).
-  pub unsafe fn new(env: sys::napi_env, on_reply: sys::napi_ref) -> Option<&'static Mailbox> {
+  pub unsafe fn new(env: sys::napi_env, on_reply: sys::napi_ref) -> Option<Arc<Mailbox>> {
     let label = "pusher-native:replies";
     let mut name = std::ptr::null_mut();
     sys::napi_create_string_latin1(env, label.as_ptr().cast(), label.len() as isize, &mut name);
-    let mailbox = Box::into_raw(Box::new(Mailbox {
-      replies: Mutex::new(Vec::new()),
+    let mailbox = Arc::new(Mailbox {
+      state: Mutex::new(MailboxState {
+        replies: Vec::new(),
+        tsfn: None,
+      }),
       inflight: AtomicU32::new(0),
       orphaned: AtomicBool::new(false),
-      tsfn: 0,
       on_reply: on_reply as usize,
-    }));
+    });
+    let context = Arc::into_raw(Arc::clone(&mailbox)).cast_mut();
     let mut tsfn = std::ptr::null_mut();
     let status = sys::napi_create_threadsafe_function(
       env,
@@ -203,41 +212,49 @@ impl Mailbox {
       name,
       0,
       1,
-      mailbox.cast(),
+      context.cast(),
       Some(finalize),
-      mailbox.cast(),
+      context.cast(),
       Some(drain),
       &mut tsfn,
     );
     if status != sys::Status::napi_ok {
-      drop(Box::from_raw(mailbox));
+      drop(Arc::from_raw(context));
+      sys::napi_delete_reference(env, on_reply);
       return None;
     }
-    (*mailbox).tsfn = tsfn as usize;
+    mailbox.lock().tsfn = Some(tsfn as usize);
     sys::napi_unref_threadsafe_function(env, tsfn);
-    Some(&*mailbox)
+    Some(mailbox)
+  }
+
+  fn lock(&self) -> std::sync::MutexGuard<'_, MailboxState> {
+    self.state.lock().unwrap_or_else(|p| p.into_inner())
   }
 
   /// On the JS thread, as a request starts: the process stays up until it is in.
   pub fn started(&self, env: sys::napi_env) {
     if self.inflight.fetch_add(1, Ordering::Relaxed) == 0 {
-      // SAFETY: on the JS thread; the function lives until released.
-      unsafe { sys::napi_ref_threadsafe_function(env, self.tsfn as _) };
+      if let Some(tsfn) = self.lock().tsfn {
+        // SAFETY: on the JS thread; the function is live while `tsfn` is set.
+        unsafe { sys::napi_ref_threadsafe_function(env, tsfn as _) };
+      }
     }
   }
 
   /// From any thread.
   pub fn post(&self, context: usize, reply: Reply) {
-    let first = {
-      let mut replies = self.replies.lock().unwrap_or_else(|p| p.into_inner());
-      replies.push((context, reply));
-      replies.len() == 1
+    let mut state = self.lock();
+    let Some(tsfn) = state.tsfn else {
+      return;
     };
-    if first {
-      // SAFETY: the function is not released while requests are in flight.
+    state.replies.push((context, reply));
+    if state.replies.len() == 1 {
+      // SAFETY: the function is live while `tsfn` is set (checked under the lock that
+      // `finalize` takes to clear it).
       unsafe {
         sys::napi_call_threadsafe_function(
-          self.tsfn as _,
+          tsfn as _,
           std::ptr::null_mut(),
           sys::ThreadsafeFunctionCallMode::nonblocking,
         )
@@ -245,7 +262,7 @@ impl Mailbox {
     }
   }
 
-  /// On the JS thread, when the client is collected.
+  /// When the client is dropped (from any thread).
   pub fn orphan(&self) {
     self.orphaned.store(true, Ordering::Relaxed);
     if self.inflight.load(Ordering::Relaxed) == 0 {
@@ -254,13 +271,16 @@ impl Mailbox {
   }
 
   fn release(&self) {
-    // SAFETY: called once, on the JS thread, when nothing is in flight any more.
-    unsafe {
-      sys::napi_release_threadsafe_function(
-        self.tsfn as _,
-        sys::ThreadsafeFunctionReleaseMode::release,
-      )
-    };
+    let mut state = self.lock();
+    if let Some(tsfn) = state.tsfn.take() {
+      // SAFETY: live (checked under the lock); released once.
+      unsafe {
+        sys::napi_release_threadsafe_function(
+          tsfn as _,
+          sys::ThreadsafeFunctionReleaseMode::release,
+        )
+      };
+    }
   }
 }
 
@@ -275,7 +295,7 @@ unsafe extern "C" fn drain(
   }
   let mailbox = &*(context as *const Mailbox);
   let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-    let batch = std::mem::take(&mut *mailbox.replies.lock().unwrap_or_else(|p| p.into_inner()));
+    let batch = std::mem::take(&mut mailbox.lock().replies);
     let n = batch.len() as u32;
     for (context, reply) in batch {
       deliver(
@@ -288,15 +308,16 @@ unsafe extern "C" fn drain(
     if n > 0 && mailbox.inflight.fetch_sub(n, Ordering::Relaxed) == n {
       if mailbox.orphaned.load(Ordering::Relaxed) {
         mailbox.release();
-      } else {
-        sys::napi_unref_threadsafe_function(env, mailbox.tsfn as _);
+      } else if let Some(tsfn) = mailbox.lock().tsfn {
+        sys::napi_unref_threadsafe_function(env, tsfn as _);
       }
     }
   }));
 }
 
 unsafe extern "C" fn finalize(env: sys::napi_env, data: *mut c_void, _hint: *mut c_void) {
-  let mailbox = Box::from_raw(data as *mut Mailbox);
+  let mailbox = Arc::from_raw(data as *const Mailbox);
+  mailbox.lock().tsfn = None;
   if !env.is_null() {
     sys::napi_delete_reference(env, mailbox.on_reply as _);
   }

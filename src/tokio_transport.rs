@@ -18,7 +18,7 @@ pub struct TokioTransport {
   pub timeout: Option<Duration>,
   pub retry: Option<RetryPolicy>,
   pub library: HeaderValue,
-  pub mailbox: &'static Mailbox,
+  pub mailbox: Arc<Mailbox>,
 }
 
 impl TokioTransport {

@@ -135,6 +135,7 @@ pub async fn acquire(key: &Rc<Key>, loop_: Loop) -> Acquired {
       };
       // Closed since it went idle: never used, so another connection is safe.
       if poll_fn(|cx| lease.sender().poll_ready(cx)).await.is_ok() {
+        pass_on(key);
         return Acquired::Pooled(lease);
       }
       continue;
@@ -148,6 +149,7 @@ pub async fn acquire(key: &Rc<Key>, loop_: Loop) -> Acquired {
       })
     });
     if let Some(slot) = slot {
+      pass_on(key);
       return Acquired::Connect(slot);
     }
     wait_turn(key).await;
@@ -249,6 +251,19 @@ impl Drop for Turn {
     if self.waiter.notified.get() && !self.taken {
       notify_next(&self.key);
     }
+  }
+}
+
+/// A request woken for a connect slot may have taken an idle connection instead (or
+/// the other way round): the next waiter gets the chance it did not use.
+fn pass_on(key: &Rc<Key>) {
+  let capacity = POOL.with(|p| {
+    p.borrow().get(key).is_some_and(|e| {
+      !e.waiting.is_empty() && (e.connecting < MAX_CONNECTING || !e.idle.is_empty())
+    })
+  });
+  if capacity {
+    notify_next(key);
   }
 }
 
