@@ -51,6 +51,25 @@ export interface ClientOptions {
 /** Opens an encrypted event's data; `null` when it is malformed or forged. */
 export declare function decryptForChannel(channel: string, masterKey: Buffer, nonce: string, ciphertext: string): string | null
 
+export declare function defaultLimits(): DefaultLimits
+
+/** The `limits: true` defaults (Pusher's multi-tenant cluster limits). */
+export interface DefaultLimits {
+  eventBytes: number
+  batchSize: number
+  channels: number
+}
+
+export declare function defaultRetry(): DefaultRetry
+
+/** The `retry: true` defaults. */
+export interface DefaultRetry {
+  attempts: number
+  minDelayMs: number
+  maxDelayMs: number
+  maxAttempts: number
+}
+
 /**
  * Seals `plaintext` for `channel` with a fresh random nonce and returns the event
  * `data` string `{"nonce":…,"ciphertext":…}`.

@@ -1,5 +1,5 @@
 "use strict"
-// Issue 7: the opt-in features (retry, error codes, limits, autoChunk, flush,
+// The opt-in features (retry, error codes, limits, autoChunk, flush,
 // verifyWebhook, diagnostics), each against real local servers, and the defaults
 // staying upstream's.
 const { test, describe, before, after } = require("node:test")

@@ -1,5 +1,5 @@
 "use strict"
-// Issue 6, hostile input: thousands of seeded, deterministic cases pour undefined, null,
+// Hostile input: thousands of seeded, deterministic cases pour undefined, null,
 // NaN, 1 MB strings, NUL/CR/LF, lone surrogates, throwing getters, circular objects,
 // BigInt, Symbols, Proxies, 10k-element arrays, Buffers, Dates, … into every public
 // method, the constructor, forURL and forCluster, on pusher-native and on the real

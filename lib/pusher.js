@@ -10,7 +10,7 @@ const requests = require("./request")
 const chunked = require("./chunked")
 
 const { extrasOf } = PusherConfig
-const DEFAULT_LIMITS = { eventBytes: 10240, batchSize: 10, channels: 100 }
+const DEFAULT_LIMITS = native.defaultLimits()
 
 /**
  * Access to the Channels HTTP API, webhooks and authorization.

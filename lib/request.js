@@ -123,7 +123,10 @@ function caOf(ca) {
   return Buffer.concat(parts.flatMap((p) => [Buffer.from(p), Buffer.from("\n")]))
 }
 
-/** `retry: true` or `{ attempts = 3, minDelayMs = 100, maxDelayMs = 5000 }`; 0 ms delays allowed. */
+// The core's defaults: 3 attempts, 100 ms to 5 s (at most 100 attempts).
+const RETRY = native.defaultRetry()
+
+/** `retry: true` or `{ attempts, minDelayMs, maxDelayMs }`; 0 ms delays allowed. */
 function retryOf(retry) {
   if (!retry) return undefined
   const options = typeof retry === "object" ? retry : {}
@@ -132,9 +135,9 @@ function retryOf(retry) {
     return value != null && Number.isFinite(n) && n >= 0 ? n : fallback
   }
   return {
-    attempts: Math.min(100, Math.max(1, Math.floor(number(options.attempts, 3)))),
-    minDelayMs: number(options.minDelayMs, 100),
-    maxDelayMs: number(options.maxDelayMs, 5000),
+    attempts: Math.min(RETRY.maxAttempts, Math.max(1, Math.floor(number(options.attempts, RETRY.attempts)))),
+    minDelayMs: number(options.minDelayMs, RETRY.minDelayMs),
+    maxDelayMs: number(options.maxDelayMs, RETRY.maxDelayMs),
   }
 }
 

@@ -68,10 +68,11 @@ fn delay_ms(value: f64, default: Duration) -> Duration {
 }
 
 fn retry_policy(retry: Option<RetryOptions>) -> Option<RetryPolicy> {
+  let defaults = RetryPolicy::default();
   retry.filter(|r| r.attempts > 1).map(|r| RetryPolicy {
-    attempts: r.attempts,
-    min_delay: delay_ms(r.min_delay_ms, Duration::from_millis(100)),
-    max_delay: delay_ms(r.max_delay_ms, Duration::from_secs(5)),
+    attempts: r.attempts.min(pusher_core::retry::MAX_ATTEMPTS),
+    min_delay: delay_ms(r.min_delay_ms, defaults.min_delay),
+    max_delay: delay_ms(r.max_delay_ms, defaults.max_delay),
   })
 }
 

@@ -191,16 +191,30 @@ fn root_cause(err: &reqwest::Error, url: &str) -> (FailureKind, &'static str, St
       .ok()
       .and_then(|u| u.host_str().map(str::to_owned))
       .unwrap_or_default();
-    return (
-      FailureKind::Network,
-      "ENOTFOUND",
-      format!("getaddrinfo ENOTFOUND {host}"),
-    );
+    // getaddrinfo's EAI_AGAIN ("Temporary failure in name resolution") is worth
+    // retrying; a name that does not exist is not.
+    let code = if chain_text(err).contains("Temporary failure") {
+      "EAI_AGAIN"
+    } else {
+      "ENOTFOUND"
+    };
+    return (FailureKind::Network, code, format!("getaddrinfo {code} {host}"));
   }
   if err.is_body() || err.is_request() {
     return (FailureKind::Network, "ECONNRESET", "socket hang up".into());
   }
   (FailureKind::Network, "EPROTO", err.to_string())
+}
+
+fn chain_text(err: &(dyn StdError + 'static)) -> String {
+  let mut text = String::new();
+  let mut cause = Some(err);
+  while let Some(e) = cause {
+    text.push_str(&e.to_string());
+    text.push('\n');
+    cause = e.source();
+  }
+  text
 }
 
 /// The most specific explanation in the cause chain (including errors wrapped inside

@@ -19,6 +19,20 @@ pub struct RetryPolicy {
   pub max_delay: Duration,
 }
 
+impl Default for RetryPolicy {
+  /// `retry: true`: three attempts, backoff from 100 ms up to 5 s.
+  fn default() -> Self {
+    Self {
+      attempts: 3,
+      min_delay: Duration::from_millis(100),
+      max_delay: Duration::from_secs(5),
+    }
+  }
+}
+
+/// The most attempts a caller may ask for.
+pub const MAX_ATTEMPTS: u32 = 100;
+
 /// What one attempt produced, as far as retrying is concerned.
 pub enum Outcome<'a> {
   Status {

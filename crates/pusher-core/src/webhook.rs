@@ -1,21 +1,5 @@
-//! Webhook checks: signatures over the raw body, media types and freshness.
-
-use crate::signature::verify_hex;
-
-/// A key and secret a webhook may be signed with (the app's own, or an extra one
-/// during key rotation).
-pub struct WebhookToken<'a> {
-  pub key: &'a str,
-  pub secret: &'a [u8],
-}
-
-/// True when a token whose key equals the `X-Pusher-Key` header signed `body` with
-/// `signature` (checked in constant time).
-pub fn signed_by_any(tokens: &[WebhookToken], key: &str, signature: &str, body: &[u8]) -> bool {
-  tokens
-    .iter()
-    .any(|t| t.key == key && verify_hex(t.secret, body, signature.as_bytes()))
-}
+//! Webhook media types. The other webhook rules (which key signed, freshness) live in
+//! `lib/webhook.js`, over `signature::verify_hex`.
 
 /// `application/json`, case-insensitively, with or without parameters such as
 /// `; charset=utf-8`.
@@ -24,15 +8,10 @@ pub fn is_json_media_type(content_type: &str) -> bool {
   media.eq_ignore_ascii_case("application/json")
 }
 
-/// Whether a webhook sent at `time_ms` is within `max_age_ms` of `now_ms`, allowing the
-/// same skew into the future.
-pub fn is_fresh(time_ms: f64, now_ms: f64, max_age_ms: f64) -> bool {
-  time_ms.is_finite() && (now_ms - time_ms).abs() <= max_age_ms
-}
-
 #[cfg(test)]
 mod tests {
   use super::*;
+  use crate::signature::verify_hex;
 
   const BODY: &str =
     r#"{"time_ms":1403175510755,"events":[{"channel":"test_channel","name":"channel_vacated"}]}"#;
@@ -40,39 +19,9 @@ mod tests {
 
   #[test]
   fn upstream_webhook_vector() {
-    let tokens = [WebhookToken {
-      key: "123456789",
-      secret: b"tofu",
-    }];
-    assert!(signed_by_any(
-      &tokens,
-      "123456789",
-      SIGNATURE,
-      BODY.as_bytes()
-    ));
-    assert!(!signed_by_any(&tokens, "other", SIGNATURE, BODY.as_bytes()));
-    assert!(!signed_by_any(
-      &tokens,
-      "123456789",
-      &SIGNATURE[1..],
-      BODY.as_bytes()
-    ));
-    let rotated = [
-      WebhookToken {
-        key: "old",
-        secret: b"x",
-      },
-      WebhookToken {
-        key: "123456789",
-        secret: b"tofu",
-      },
-    ];
-    assert!(signed_by_any(
-      &rotated,
-      "123456789",
-      SIGNATURE,
-      BODY.as_bytes()
-    ));
+    assert!(verify_hex(b"tofu", BODY.as_bytes(), SIGNATURE.as_bytes()));
+    assert!(!verify_hex(b"tofu", BODY.as_bytes(), SIGNATURE[1..].as_bytes()));
+    assert!(!verify_hex(b"tofv", BODY.as_bytes(), SIGNATURE.as_bytes()));
   }
 
   #[test]
@@ -88,13 +37,5 @@ mod tests {
     for bad in ["", "text/plain", "application/jsonx", "application/json+x"] {
       assert!(!is_json_media_type(bad), "{bad}");
     }
-  }
-
-  #[test]
-  fn freshness() {
-    assert!(is_fresh(1000.0, 1500.0, 500.0));
-    assert!(!is_fresh(1000.0, 1501.0, 500.0));
-    assert!(is_fresh(1400.0, 1000.0, 500.0));
-    assert!(!is_fresh(f64::NAN, 1000.0, 500.0));
   }
 }
