@@ -8,7 +8,8 @@
 //! that, but `Waker` is `Send`) is queued and signalled with a `uv_async_t`.
 
 use crate::uv::{self, Block, Handle, Uv};
-use std::cell::{Cell, RefCell};
+use std::mem::ManuallyDrop;
+use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -38,11 +39,12 @@ struct Slot {
   live: bool,
 }
 
+// Never dropped: at process exit, destructors of the tasks (and of the handles they
+// own) would run after the other thread-locals they touch are gone.
 thread_local! {
-  static SLOTS: RefCell<Vec<Slot>> = const { RefCell::new(Vec::new()) };
-  static FREE: RefCell<Vec<u32>> = const { RefCell::new(Vec::new()) };
-  static READY: RefCell<VecDeque<TaskId>> = const { RefCell::new(VecDeque::new()) };
-  static RUNNING: Cell<bool> = const { Cell::new(false) };
+  static SLOTS: ManuallyDrop<RefCell<Vec<Slot>>> = const { ManuallyDrop::new(RefCell::new(Vec::new())) };
+  static FREE: ManuallyDrop<RefCell<Vec<u32>>> = const { ManuallyDrop::new(RefCell::new(Vec::new())) };
+  static READY: ManuallyDrop<RefCell<VecDeque<TaskId>>> = const { ManuallyDrop::new(RefCell::new(VecDeque::new())) };
 }
 
 /// The loop thread, and its async handle for wakes from elsewhere.
@@ -160,12 +162,10 @@ fn poll(id: TaskId) {
   };
   let waker = waker(id);
   let mut cx = Context::from_waker(&waker);
-  let was_running = RUNNING.with(|r| r.replace(true));
   let finished = match catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(&mut cx))) {
     Ok(Poll::Ready(())) | Err(_) => true,
     Ok(Poll::Pending) => false,
   };
-  RUNNING.with(|r| r.set(was_running));
   let (keep, again) = SLOTS.with(|s| {
     let mut slots = s.borrow_mut();
     let slot = &mut slots[id.index as usize];
@@ -231,6 +231,7 @@ unsafe fn drop_waker(_data: *const ()) {}
 #[cfg(test)]
 mod tests {
   use super::*;
+  use std::cell::Cell;
   use std::rc::Rc;
 
   #[test]

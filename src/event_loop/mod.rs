@@ -29,6 +29,7 @@ use pusher_core::error::TransportError;
 use pusher_core::http::limits::timeout_ms;
 use pusher_core::http::{Method, Origin};
 use reqwest::header::HeaderValue;
+use std::mem::ManuallyDrop;
 use std::cell::{Cell, OnceCell, RefCell};
 use std::collections::HashMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -52,7 +53,7 @@ pub struct Trust {
 impl Trust {
   fn of(ca: Option<Vec<u8>>) -> Rc<Trust> {
     thread_local! {
-      static KNOWN: RefCell<HashMap<Option<Vec<u8>>, Rc<Trust>>> = RefCell::new(HashMap::new());
+      static KNOWN: ManuallyDrop<RefCell<HashMap<Option<Vec<u8>>, Rc<Trust>>>> = ManuallyDrop::new(RefCell::new(HashMap::new()));
     }
     KNOWN.with(|k| {
       let mut known = k.borrow_mut();
@@ -154,9 +155,9 @@ struct Finished {
 }
 
 thread_local! {
-  static OUTBOX: RefCell<Vec<Finished>> = const { RefCell::new(Vec::new()) };
+  static OUTBOX: ManuallyDrop<RefCell<Vec<Finished>>> = const { ManuallyDrop::new(RefCell::new(Vec::new())) };
   static IN_START: Cell<bool> = const { Cell::new(false) };
-  static DEFERRED: RefCell<Option<Timer>> = const { RefCell::new(None) };
+  static DEFERRED: ManuallyDrop<RefCell<Option<Timer>>> = const { ManuallyDrop::new(RefCell::new(None)) };
 }
 
 /// Runs a libuv callback's work: a panic stops here (the task or handle involved is

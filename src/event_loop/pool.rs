@@ -18,6 +18,7 @@ use http_body_util::Full;
 use hyper::client::conn::http1::SendRequest;
 use pusher_core::http::limits::{CHECK_AFTER_IDLE, MAX_CONNECTING, POOL_IDLE};
 use pusher_core::http::Origin;
+use std::mem::ManuallyDrop;
 use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, VecDeque};
 use std::future::poll_fn;
@@ -68,7 +69,7 @@ struct Entry {
 }
 
 thread_local! {
-  static POOL: RefCell<HashMap<Rc<Key>, Entry>> = RefCell::new(HashMap::new());
+  static POOL: ManuallyDrop<RefCell<HashMap<Rc<Key>, Entry>>> = ManuallyDrop::new(RefCell::new(HashMap::new()));
   static SWEEPING: Cell<bool> = const { Cell::new(false) };
 }
 
