@@ -241,6 +241,38 @@ mod tests {
   }
 
   #[tokio::test]
+  async fn reqwest_sends_exactly_the_contract_bytes() {
+    let reply = "HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n";
+    let (base, server) = serve(reply, 2);
+    let client = build_client(&TransportOptions::default()).unwrap();
+    let host = base.trim_start_matches("http://").to_owned();
+    let body = "{\"name\":\"e\",\"channels\":[\"c\"],\"data\":\"{}\"}";
+    send(&client, &request(format!("{base}/apps/1/events?a=b c"), Some(body)))
+      .await
+      .unwrap();
+    send(&client, &request(format!("{base}/apps/1/channels?info=x"), None))
+      .await
+      .unwrap();
+    let seen = server.join().unwrap();
+    let post = http::request::wire_bytes(
+      Method::Post,
+      "/apps/1/events?a=b%20c",
+      &host,
+      "pusher-native test",
+      Some(body.as_bytes()),
+    );
+    let get = http::request::wire_bytes(
+      Method::Get,
+      "/apps/1/channels?info=x",
+      &host,
+      "pusher-native test",
+      None,
+    );
+    assert_eq!(seen[0], String::from_utf8(post).unwrap());
+    assert_eq!(seen[1], String::from_utf8(get).unwrap());
+  }
+
+  #[tokio::test]
   async fn refused_connections_are_classified() {
     let port = TcpListener::bind("127.0.0.1:0")
       .unwrap()
