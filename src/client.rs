@@ -124,10 +124,12 @@ impl Client {
     let options = TransportOptions {
       proxy: options.proxy,
       ca,
-      connect_timeout: retry.is_some().then(|| transport::retry_connect_timeout(timeout)),
+      connect_timeout: retry
+        .is_some()
+        .then(|| transport::retry_connect_timeout(timeout)),
     };
-    let http = transport::shared_client(&options)
-      .map_err(|e| Error::new(Status::InvalidArg, e.message))?;
+    let http =
+      transport::shared_client(&options).map_err(|e| Error::new(Status::InvalidArg, e.message))?;
     // SAFETY: on the JS thread; the reference is owned by the mailbox from now on.
     let mailbox = unsafe {
       let mut on_ref = std::ptr::null_mut();

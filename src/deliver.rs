@@ -34,9 +34,7 @@ impl RequestContext {
 
   /// For a reply that crosses threads: only ever used again on the JS thread.
   pub fn into_raw(self) -> usize {
-    let raw = self.0 as usize;
-    std::mem::forget(self);
-    raw
+    self.0 as usize
   }
 
   /// # Safety
@@ -65,8 +63,7 @@ pub unsafe fn deliver(
   let string = |value: Option<&str>| match value {
     Some(s) => {
       let mut out = std::ptr::null_mut();
-      let status =
-        sys::napi_create_string_utf8(env, s.as_ptr().cast(), s.len() as isize, &mut out);
+      let status = sys::napi_create_string_utf8(env, s.as_ptr().cast(), s.len() as isize, &mut out);
       (status == sys::Status::napi_ok && !out.is_null()).then_some(out)
     }
     None => Some(undefined),
@@ -89,7 +86,11 @@ pub unsafe fn deliver(
     None => Some(undefined),
   };
   let (kind, code, message) = match &reply.failure {
-    Some(f) => (Some(f.kind.as_str()), Some(f.code), Some(f.message.as_str())),
+    Some(f) => (
+      Some(f.kind.as_str()),
+      Some(f.code),
+      Some(f.message.as_str()),
+    ),
     None => (None, None, None),
   };
   let args = [
@@ -153,10 +154,14 @@ pub unsafe fn deliver(
   sys::napi_close_handle_scope(env, scope);
 }
 
+/// # Safety
+/// On the JS thread of `env`.
 unsafe fn buffer(env: sys::napi_env, bytes: Vec<u8>) -> Option<sys::napi_value> {
   napi::bindgen_prelude::Buffer::to_napi_value(env, bytes.into()).ok()
 }
 
+/// # Safety
+/// On the JS thread of `env`.
 unsafe fn clear_exception(env: sys::napi_env) {
   let mut pending = false;
   sys::napi_is_exception_pending(env, &mut pending);
@@ -232,8 +237,11 @@ impl Mailbox {
     self.state.lock().unwrap_or_else(|p| p.into_inner())
   }
 
-  /// On the JS thread, as a request starts: the process stays up until it is in.
-  pub fn started(&self, env: sys::napi_env) {
+  /// As a request starts: the process stays up until it is in.
+  ///
+  /// # Safety
+  /// On the JS thread of `env`.
+  pub unsafe fn started(&self, env: sys::napi_env) {
     if self.inflight.fetch_add(1, Ordering::Relaxed) == 0 {
       if let Some(tsfn) = self.lock().tsfn {
         // SAFETY: on the JS thread; the function is live while `tsfn` is set.
@@ -284,6 +292,8 @@ impl Mailbox {
   }
 }
 
+/// # Safety
+/// Called by Node on the JS thread for the function made in `Mailbox::new`.
 unsafe extern "C" fn drain(
   env: sys::napi_env,
   _js_callback: sys::napi_value,
@@ -315,6 +325,8 @@ unsafe extern "C" fn drain(
   }));
 }
 
+/// # Safety
+/// Called by Node once for the function made in `Mailbox::new`; `data` is its `Arc`.
 unsafe extern "C" fn finalize(env: sys::napi_env, data: *mut c_void, _hint: *mut c_void) {
   let mailbox = Arc::from_raw(data as *const Mailbox);
   mailbox.lock().tsfn = None;

@@ -103,6 +103,8 @@ pub async fn resolve(uv: &'static Uv, loop_: Loop, host: &str) -> Result<Vec<IpA
   }
 }
 
+/// # Safety
+/// Called by libuv with the request made in `resolve`.
 unsafe extern "C" fn on_resolved(req: *mut Req, status: c_int, res: *mut libc::addrinfo) {
   callback(|| {
     // SAFETY: the state set in `resolve`; the request block is ours again.
@@ -183,6 +185,8 @@ fn start_attempt(uv: &'static Uv, loop_: Loop, addr: SocketAddr) -> Result<Attem
   Ok(Attempt { tcp, slot })
 }
 
+/// # Safety
+/// Called by libuv with the request made in `start_attempt`.
 unsafe extern "C" fn on_connect(req: *mut Req, status: c_int) {
   callback(|| {
     // SAFETY: the `Rc` leaked in `start_attempt`; the request block is ours again.

@@ -8,10 +8,10 @@
 //! that, but `Waker` is `Send`) is queued and signalled with a `uv_async_t`.
 
 use crate::uv::{self, Block, Handle, Uv};
-use std::mem::ManuallyDrop;
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::future::Future;
+use std::mem::ManuallyDrop;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
 use std::sync::{Mutex, OnceLock};
@@ -74,6 +74,8 @@ pub fn init(uv: &Uv, loop_: *mut uv::Loop) -> bool {
   owner.thread == std::thread::current().id()
 }
 
+/// # Safety
+/// Called by libuv with the async handle made in `init`.
 unsafe extern "C" fn on_remote_wake(_handle: *mut Handle) {
   crate::event_loop::callback(|| {
     let woken = std::mem::take(&mut *REMOTE.lock().unwrap_or_else(|p| p.into_inner()));
@@ -84,13 +86,13 @@ unsafe extern "C" fn on_remote_wake(_handle: *mut Handle) {
 /// Starts `future`; it is first polled by the next [`run`].
 pub fn spawn(future: impl Future<Output = ()> + 'static) -> TaskId {
   let future: Task = Box::pin(future);
-  let index = FREE
-    .with(|f| f.borrow_mut().pop())
-    .unwrap_or_else(|| SLOTS.with(|s| {
+  let index = FREE.with(|f| f.borrow_mut().pop()).unwrap_or_else(|| {
+    SLOTS.with(|s| {
       let mut slots = s.borrow_mut();
       slots.push(Slot::default());
       (slots.len() - 1) as u32
-    }));
+    })
+  });
   let id = SLOTS.with(|s| {
     let mut slots = s.borrow_mut();
     let slot = &mut slots[index as usize];
@@ -209,10 +211,14 @@ fn waker(id: TaskId) -> Waker {
   unsafe { Waker::from_raw(RawWaker::new(pack(id), &VTABLE)) }
 }
 
+/// # Safety
+/// Called through `VTABLE` with a data word made by `pack`.
 unsafe fn clone(data: *const ()) -> RawWaker {
   RawWaker::new(data, &VTABLE)
 }
 
+/// # Safety
+/// Called through `VTABLE` with a data word made by `pack`.
 unsafe fn wake(data: *const ()) {
   let id = unpack(data);
   match OWNER.get() {
@@ -226,6 +232,8 @@ unsafe fn wake(data: *const ()) {
   }
 }
 
+/// # Safety
+/// Called through `VTABLE`; nothing is owned.
 unsafe fn drop_waker(_data: *const ()) {}
 
 #[cfg(test)]

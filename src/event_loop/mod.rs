@@ -29,9 +29,9 @@ use pusher_core::error::TransportError;
 use pusher_core::http::limits::timeout_ms;
 use pusher_core::http::{Method, Origin};
 use reqwest::header::HeaderValue;
-use std::mem::ManuallyDrop;
 use std::cell::{Cell, OnceCell, RefCell};
 use std::collections::HashMap;
+use std::mem::ManuallyDrop;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::rc::Rc;
 use std::sync::Arc;
@@ -50,10 +50,13 @@ pub struct Trust {
   config: OnceCell<Result<Arc<rustls::ClientConfig>, TransportError>>,
 }
 
+/// Each distinct `ca` (none included) and its trust.
+type TrustById = HashMap<Option<Vec<u8>>, Rc<Trust>>;
+
 impl Trust {
   fn of(ca: Option<Vec<u8>>) -> Rc<Trust> {
     thread_local! {
-      static KNOWN: ManuallyDrop<RefCell<HashMap<Option<Vec<u8>>, Rc<Trust>>>> = ManuallyDrop::new(RefCell::new(HashMap::new()));
+      static KNOWN: ManuallyDrop<RefCell<TrustById>> = ManuallyDrop::new(RefCell::new(HashMap::new()));
     }
     KNOWN.with(|k| {
       let mut known = k.borrow_mut();
@@ -160,6 +163,11 @@ thread_local! {
   static DEFERRED: ManuallyDrop<RefCell<Option<Timer>>> = const { ManuallyDrop::new(RefCell::new(None)) };
 }
 
+/// Runs `work` so that a panic stops here, never unwinding into C.
+pub(crate) fn no_unwind(work: impl FnOnce()) {
+  let _ = catch_unwind(AssertUnwindSafe(work));
+}
+
 /// Runs a libuv callback's work: a panic stops here (the task or handle involved is
 /// dropped, which fails its request), then the tasks it woke run, then replies go out.
 pub(crate) fn callback(work: impl FnOnce()) {
@@ -253,7 +261,10 @@ pub unsafe fn start(
       client.loop_.0,
       timeout,
       Box::new(move || {
-        finish(&slot, Err(TransportError::timeout(&url, Some(timeout_ms(timeout)))));
+        finish(
+          &slot,
+          Err(TransportError::timeout(&url, Some(timeout_ms(timeout)))),
+        );
         if let Some(id) = task_id.get() {
           executor::abort(id);
         }

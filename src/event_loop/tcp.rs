@@ -7,7 +7,7 @@
 //! so it outlives the handle. Reads run all the time (a close or a stray byte while
 //! idle reaches hyper at once), up to `MAX_BUFFERED` unread bytes.
 
-use super::callback;
+use super::{callback, no_unwind};
 use crate::uv::{self, Block, Buf, Handle, Req, Uv};
 use std::cell::RefCell;
 use std::ffi::c_int;
@@ -199,30 +199,41 @@ impl Drop for Tcp {
   }
 }
 
+/// # Safety
+/// Called by libuv once the handle made in `Tcp::new` is closed.
 unsafe extern "C" fn on_closed(handle: *mut Handle) {
-  // SAFETY: the data is the `Rc` leaked in `Tcp::new`; the handle block is ours.
-  let state = Rc::from_raw(uv::data::<RefCell<TcpState>>(handle).cast_const());
-  let uv = state.borrow().uv;
-  Block::free(handle, (uv.handle_size)(uv::UV_TCP));
+  no_unwind(|| {
+    // SAFETY: the data is the `Rc` leaked in `Tcp::new`; the handle block is ours.
+    let state = Rc::from_raw(uv::data::<RefCell<TcpState>>(handle).cast_const());
+    let uv = state.borrow().uv;
+    Block::free(handle, (uv.handle_size)(uv::UV_TCP));
+  });
 }
 
+/// # Safety
+/// Called by libuv with a live handle made in `Tcp::new`.
 unsafe extern "C" fn on_alloc(handle: *mut Handle, _suggested: usize, buf: *mut Buf) {
   (*buf).base = std::ptr::null_mut();
   (*buf).len = 0;
-  let state = &*uv::data::<RefCell<TcpState>>(handle);
-  let Ok(mut s) = state.try_borrow_mut() else {
-    return;
-  };
-  if s.read_pos > 0 && s.read_pos == s.read.len() {
-    s.read.clear();
-    s.read_pos = 0;
-  }
-  s.read.reserve(READ_CHUNK);
-  let len = s.read.len();
-  (*buf).base = s.read.as_mut_ptr().add(len).cast();
-  (*buf).len = s.read.capacity() - len;
+  // Lending nothing makes libuv report UV_ENOBUFS and try again later.
+  no_unwind(|| {
+    let state = &*uv::data::<RefCell<TcpState>>(handle);
+    let Ok(mut s) = state.try_borrow_mut() else {
+      return;
+    };
+    if s.read_pos > 0 && s.read_pos == s.read.len() {
+      s.read.clear();
+      s.read_pos = 0;
+    }
+    s.read.reserve(READ_CHUNK);
+    let len = s.read.len();
+    (*buf).base = s.read.as_mut_ptr().add(len).cast();
+    (*buf).len = s.read.capacity() - len;
+  });
 }
 
+/// # Safety
+/// Called by libuv with a live handle made in `Tcp::new`.
 unsafe extern "C" fn on_read(handle: *mut Handle, nread: isize, _buf: *const Buf) {
   let state = &*uv::data::<RefCell<TcpState>>(handle);
   callback(|| {
@@ -381,6 +392,8 @@ fn queue_write(s: &mut TcpState, shared: &Shared, bytes: Vec<u8>) -> Result<(), 
   Ok(())
 }
 
+/// # Safety
+/// Called by libuv with the request made in `queue_write`.
 unsafe extern "C" fn on_written(req: *mut Req, status: c_int) {
   callback(|| {
     // SAFETY: the data set in `queue_write`; the request block is ours again.

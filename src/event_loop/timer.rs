@@ -6,7 +6,7 @@
 //! Ownership: the `Timer` owns its handle (dropping it stops and closes the timer);
 //! the close callback frees the handle and its reference to the state.
 
-use super::callback;
+use super::{callback, no_unwind};
 use crate::uv::{self, Block, Handle, Uv};
 use std::cell::RefCell;
 use std::future::Future;
@@ -85,13 +85,18 @@ fn millis_ceil(d: Duration) -> u64 {
   u64::try_from(ms).unwrap_or(u64::MAX / 2).max(1)
 }
 
+/// # Safety
+/// Called by libuv with a live timer made in `Timer::start`.
 unsafe extern "C" fn on_timer(handle: *mut Handle) {
   // SAFETY: the data set in `start`; the timer is live while its callback runs.
   let raw = uv::data::<RefCell<State>>(handle).cast_const();
   Rc::increment_strong_count(raw);
   let state = Rc::from_raw(raw);
   callback(|| {
-    let left = state.borrow().deadline.saturating_duration_since(Instant::now());
+    let left = state
+      .borrow()
+      .deadline
+      .saturating_duration_since(Instant::now());
     if !left.is_zero() {
       let uv = state.borrow().uv;
       (uv.timer_start)(handle, on_timer, millis_ceil(left), 0);
@@ -136,9 +141,13 @@ impl Drop for Timer {
   }
 }
 
+/// # Safety
+/// Called by libuv once the timer made in `Timer::start` is closed.
 unsafe extern "C" fn on_closed(handle: *mut Handle) {
-  // SAFETY: the data is the `Rc` leaked in `start`; the block is ours.
-  let state = Rc::from_raw(uv::data::<RefCell<State>>(handle).cast_const());
-  let uv = state.borrow().uv;
-  Block::free(handle, (uv.handle_size)(uv::UV_TIMER));
+  no_unwind(|| {
+    // SAFETY: the data is the `Rc` leaked in `start`; the block is ours.
+    let state = Rc::from_raw(uv::data::<RefCell<State>>(handle).cast_const());
+    let uv = state.borrow().uv;
+    Block::free(handle, (uv.handle_size)(uv::UV_TIMER));
+  });
 }

@@ -198,7 +198,11 @@ fn root_cause(err: &reqwest::Error, url: &str) -> (FailureKind, &'static str, St
     } else {
       "ENOTFOUND"
     };
-    return (FailureKind::Network, code, format!("getaddrinfo {code} {host}"));
+    return (
+      FailureKind::Network,
+      code,
+      format!("getaddrinfo {code} {host}"),
+    );
   }
   if err.is_body() || err.is_request() {
     return (FailureKind::Network, "ECONNRESET", "socket hang up".into());

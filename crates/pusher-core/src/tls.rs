@@ -44,4 +44,3 @@ pub fn config(extra_ca: Option<&[u8]>) -> Result<rustls::ClientConfig, Transport
     .with_no_client_auth();
   Ok(config)
 }
-

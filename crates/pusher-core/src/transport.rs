@@ -3,9 +3,9 @@
 //! plus `NODE_EXTRA_CA_CERTS` and the caller's `ca`, and whole-request timeouts.
 
 use crate::error::TransportError;
+use crate::http::{self, limits, Method};
 use crate::retry::{Outcome, RetryPolicy};
 use bytes::Bytes;
-use crate::http::{self, limits, Method};
 use reqwest::header::HeaderValue;
 use reqwest::{redirect, Client, Url};
 use std::collections::HashMap;
@@ -162,11 +162,8 @@ pub async fn send(client: &Client, request: &Request) -> Result<Reply, Transport
   }
   let fail = |e: reqwest::Error| TransportError::from_reqwest(&e, &request.url, timeout_ms);
   let response = builder.send().await.map_err(fail)?;
-  let mut reply = http::response::reply_head(
-    response.status(),
-    response.headers(),
-    response.extensions(),
-  );
+  let mut reply =
+    http::response::reply_head(response.status(), response.headers(), response.extensions());
   reply.final_url = (response.url() != &url).then(|| response.url().to_string());
   reply.body = response.bytes().await.map_err(fail)?.to_vec();
   Ok(reply)
@@ -247,12 +244,18 @@ mod tests {
     let client = build_client(&TransportOptions::default()).unwrap();
     let host = base.trim_start_matches("http://").to_owned();
     let body = "{\"name\":\"e\",\"channels\":[\"c\"],\"data\":\"{}\"}";
-    send(&client, &request(format!("{base}/apps/1/events?a=b c"), Some(body)))
-      .await
-      .unwrap();
-    send(&client, &request(format!("{base}/apps/1/channels?info=x"), None))
-      .await
-      .unwrap();
+    send(
+      &client,
+      &request(format!("{base}/apps/1/events?a=b c"), Some(body)),
+    )
+    .await
+    .unwrap();
+    send(
+      &client,
+      &request(format!("{base}/apps/1/channels?info=x"), None),
+    )
+    .await
+    .unwrap();
     let seen = server.join().unwrap();
     let post = http::request::wire_bytes(
       Method::Post,

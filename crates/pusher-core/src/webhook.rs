@@ -20,7 +20,11 @@ mod tests {
   #[test]
   fn upstream_webhook_vector() {
     assert!(verify_hex(b"tofu", BODY.as_bytes(), SIGNATURE.as_bytes()));
-    assert!(!verify_hex(b"tofu", BODY.as_bytes(), SIGNATURE[1..].as_bytes()));
+    assert!(!verify_hex(
+      b"tofu",
+      BODY.as_bytes(),
+      SIGNATURE[1..].as_bytes()
+    ));
     assert!(!verify_hex(b"tofv", BODY.as_bytes(), SIGNATURE.as_bytes()));
   }
 

@@ -22,5 +22,7 @@ pub const MAX_HEAD_BYTES: usize = 16 * 1024;
 
 /// A timeout in whole milliseconds for messages: at least 1.
 pub fn timeout_ms(timeout: Duration) -> u64 {
-  u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX).max(1)
+  u64::try_from(timeout.as_millis())
+    .unwrap_or(u64::MAX)
+    .max(1)
 }

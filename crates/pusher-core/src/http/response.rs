@@ -67,6 +67,9 @@ mod tests {
       reply.headers,
       "set-cookie\na\nset-cookie\nb\nx\ncaf\u{e9}\nretry-after\n3\n"
     );
-    assert_eq!((reply.status_text.as_str(), reply.retry_after.as_deref()), ("OK", Some("3")));
+    assert_eq!(
+      (reply.status_text.as_str(), reply.retry_after.as_deref()),
+      ("OK", Some("3"))
+    );
   }
 }
