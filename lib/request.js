@@ -1,201 +1,18 @@
 "use strict"
 // The request pipeline `pusher` runs in lib/requests.js, with signing and the HTTP
 // exchange moved into one native call per request. JSON.stringify, the reserved
-// parameter check and the `String()` of parameter values stay here, where their JS
+// parameter check and the `String()` of parameter values stay in JS, where their JS
 // semantics are the contract.
 
-const crypto = require("crypto")
-const { isAnyArrayBuffer } = require("util").types
 const diagnostics = require("diagnostics_channel")
-const native = require("./native")
 const { RequestError } = require("./errors")
 const Response = require("./response")
-const Token = require("./token")
-const { extrasOf } = require("./config")
+const { transportFor } = require("./client")
+const { failure } = require("./failure")
+const { started, openGeneration, finished, flush } = require("./inflight")
+const { timestampNow, withParams, ordered, flatParams, signedQuery, createSignedQueryString } = require("./signing")
 
-// Read when the first client is made: package.json costs ~1.5 ms of cold start.
-let library
-const libraryName = () => (library ||= "pusher-native " + require("../package.json").version)
-
-// An object literal, looked up as `RESERVED[key] !== undefined` like upstream's: inherited
-// names ("constructor", "__proto__", "toString", …) are refused with the same message.
-const RESERVED = { auth_key: true, auth_timestamp: true, auth_version: true, auth_signature: true, body_md5: true }
-const TIMEOUT_MAX = 2 ** 31 - 1
 const requestChannel = diagnostics.channel("pusher-native:request")
-
-// Y2038-safe, unlike upstream's `(Date.now() / 1000) | 0`; identical until then.
-const timestampNow = () => Math.floor(Date.now() / 1000)
-
-/**
- * Appends the caller's params to `entries` as upstream builds its parameter map: keys
- * in for…in order, each value read as its key is visited, a reserved key throwing.
- */
-function withParams(entries, params) {
-  if (params) {
-    for (const key in params) {
-      if (RESERVED[key] !== undefined) throw Error(key + " is a required parameter and cannot be overidden")
-      entries.push([key, params[key]])
-    }
-  }
-  return entries
-}
-
-const byKey = (a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0)
-
-/** Sorts as upstream does (JS `<` on keys), then stringifies each value in that order. */
-function ordered(entries) {
-  entries.sort(byKey)
-  for (const entry of entries) entry[1] = "" + entry[1]
-  return entries
-}
-
-/** `[key, value, …]` of the caller's params (the auth_* entries left to Rust), or null. */
-function flatParams(entries) {
-  const flat = []
-  for (const [key, value] of entries) {
-    if (RESERVED[key] === undefined) flat.push(key, value)
-  }
-  return flat.length === 0 ? null : flat
-}
-
-/**
- * The delay upstream's `setTimeout(abort, config.timeout)` ends up with, when the timeout
- * is truthy: Node's `after * 1` (a BigInt or Symbol throws), and anything outside
- * 1..2^31-1 runs after 1 ms (with Node's warning when it is too big).
- */
-function timerDelay(timeout) {
-  if (!timeout) return undefined
-  let after = timeout * 1
-  if (!(after >= 1 && after <= TIMEOUT_MAX)) {
-    if (after > TIMEOUT_MAX) {
-      process.emitWarning(
-        `${after} does not fit into a 32-bit signed integer.\nTimeout duration was set to 1.`,
-        "TimeoutOverflowWarning"
-      )
-    }
-    after = 1
-  }
-  return after
-}
-
-/** The secret as bytes Rust can use; anything Node refuses throws Node's own TypeError. */
-function secretBytes(secret) {
-  const bytes = Token.asBytes(secret)
-  if (bytes !== undefined) return bytes
-  crypto.createHmac("sha256", secret)
-  if (secret instanceof crypto.KeyObject) return secret.export()
-  if (isAnyArrayBuffer(secret)) return Buffer.from(secret)
-  return crypto.KeyObject.from(secret).export() // a CryptoKey
-}
-
-// ---- transports: one native client per config, rebuilt if the config is changed ----
-
-const transports = new WeakMap()
-
-// Only a string that parses as an http(s) URL counts: upstream ignores `proxy`, and its
-// README shows the placeholder `proxy: "HTTP_PROXY_URL"`, which must keep working.
-function proxyUrl(value) {
-  try {
-    const url = new URL(String(value))
-    return url.protocol === "http:" || url.protocol === "https:" ? url.href : undefined
-  } catch (e) {
-    return undefined
-  }
-}
-
-function proxyOf(config, extras) {
-  if (typeof extras.proxy === "string") {
-    const url = proxyUrl(extras.proxy)
-    if (url !== undefined) return url
-  }
-  try {
-    const agentProxy = config.agent && config.agent.proxy
-    if (agentProxy) return proxyUrl(agentProxy.href || agentProxy)
-  } catch (e) {
-    // an agent whose `proxy` cannot be read is used as upstream uses any agent: as is
-  }
-  return undefined
-}
-
-function caOf(ca) {
-  if (ca == null) return undefined
-  const parts = Array.isArray(ca) ? ca : [ca]
-  return Buffer.concat(parts.flatMap((p) => [Buffer.from(p), Buffer.from("\n")]))
-}
-
-// The core's defaults: 3 attempts, 100 ms to 5 s (at most 100 attempts).
-const RETRY = native.defaultRetry()
-
-/** `retry: true` or `{ attempts, minDelayMs, maxDelayMs }`; 0 ms delays allowed. */
-function retryOf(retry) {
-  if (!retry) return undefined
-  const options = typeof retry === "object" ? retry : {}
-  const number = (value, fallback) => {
-    const n = Number(value)
-    return value != null && Number.isFinite(n) && n >= 0 ? n : fallback
-  }
-  return {
-    attempts: Math.min(RETRY.maxAttempts, Math.max(1, Math.floor(number(options.attempts, RETRY.attempts)))),
-    minDelayMs: number(options.minDelayMs, RETRY.minDelayMs),
-    maxDelayMs: number(options.maxDelayMs, RETRY.maxDelayMs),
-  }
-}
-
-// Requests run on Node's own event loop (libuv) on the main thread;
-// PUSHER_NATIVE_TRANSPORT=tokio sends everything through the tokio transport instead.
-let eventLoop
-function eventLoopAllowed() {
-  if (eventLoop === undefined) {
-    eventLoop =
-      process.env.PUSHER_NATIVE_TRANSPORT !== "tokio" &&
-      typeof process.versions.uv === "string" &&
-      process.versions.bun === undefined &&
-      require("worker_threads").isMainThread
-  }
-  return eventLoop
-}
-
-/**
- * The native client for `config`. `base` is `config.getBaseURL()` and `key` the
- * stringified app key, both already computed in upstream's order by the caller; the
- * secret is checked (signing) before the timeout is coerced, as upstream does.
- */
-function transportFor(config, base, key) {
-  const token = config.token
-  const secret = secretBytes(token.secret)
-  const timeoutMs = timerDelay(config.timeout)
-  const cached = transports.get(config)
-  if (
-    cached !== undefined &&
-    cached.key === key &&
-    cached.secret === token.secret &&
-    cached.base === base &&
-    cached.timeoutMs === timeoutMs &&
-    cached.agent === config.agent
-  ) {
-    return cached.client
-  }
-  const extras = extrasOf(config)
-  const options = {
-    baseUrl: base,
-    key,
-    secret: Buffer.from(secret),
-    timeoutMs,
-    proxy: proxyOf(config, extras),
-    ca: caOf(extras.ca),
-    library: libraryName(),
-    retry: retryOf(extras.retry),
-    eventLoop: eventLoopAllowed(),
-  }
-  let client
-  try {
-    client = new native.Client(options, onReply)
-  } catch (e) {
-    throw new Error(e.message)
-  }
-  transports.set(config, { client, key, secret: token.secret, base, timeoutMs, agent: config.agent })
-  return client
-}
 
 // ---- replies: every native client hands each finished request to `onReply`, as
 // positional values, whichever transport carried it; not a promise per request on the
@@ -223,86 +40,6 @@ function onReply(id, status, statusText, headers, body, url, finalUrl, retryable
   settle(pending, { id, url, status, statusText, finalUrl, headers, text, bytes, attempts, retryable, errorKind, errorCode, errorMessage })
 }
 
-// ---- in-flight tracking for flush() ----
-// Counted inside the settle step, so the promise handed to the caller stays
-// untouched: an unawaited failure is still an unhandled rejection, as upstream.
-// Requests are counted by generation: each flush() closes the current one and waits
-// for it (and older ones) only, so a steady stream of new requests cannot hold it off.
-
-const inflight = new WeakMap()
-
-/** Counts a request in, in the open (last) generation. */
-function started(config) {
-  let state = inflight.get(config)
-  if (state === undefined) inflight.set(config, (state = { base: 0, counts: [0], waiters: [] }))
-  state.counts[state.counts.length - 1]++
-  return state
-}
-
-const openGeneration = (state) => state.base + state.counts.length - 1
-
-function finished(state, generation) {
-  state.counts[generation - state.base]--
-  // Finished generations leave from the front; the flushes waiting on them resolve.
-  while (state.counts.length > 1 && state.counts[0] === 0) {
-    state.counts.shift()
-    state.base++
-  }
-  while (state.waiters.length > 0 && state.waiters[0].generation < state.base) {
-    state.waiters.shift().resolve()
-  }
-}
-
-function flush(config) {
-  const state = inflight.get(config)
-  if (state === undefined || state.counts.every((n) => n === 0)) return Promise.resolve()
-  const generation = openGeneration(state)
-  state.counts.push(0)
-  return new Promise((resolve) => state.waiters.push({ generation, resolve }))
-}
-
-// ---- settling a reply ----
-
-const FAILURE = {
-  timeout: { name: "AbortError", type: "aborted", code: "PUSHER_TIMEOUT" },
-  network: { name: "FetchError", type: "system", code: "PUSHER_NETWORK" },
-  tls: { name: "FetchError", type: "system", code: "PUSHER_TLS" },
-  redirect: { name: "FetchError", type: "max-redirect", code: "PUSHER_NETWORK" },
-  config: { name: "FetchError", type: "system", code: "PUSHER_NETWORK" },
-}
-
-function causeOf(reply) {
-  if (reply.errorKind === "invalid-url") {
-    const error = new TypeError(reply.errorMessage)
-    error.code = reply.errorCode
-    return error
-  }
-  const kind = FAILURE[reply.errorKind] || FAILURE.network
-  const error = new Error(reply.errorMessage)
-  error.name = kind.name
-  error.type = kind.type
-  error.code = reply.errorCode
-  if (kind.type === "system") error.errno = reply.errorCode
-  return error
-}
-
-function failure(reply) {
-  let err
-  if (reply.status === 0) {
-    err = new RequestError("Request failed with an error", reply.url, causeOf(reply))
-    err.code = (FAILURE[reply.errorKind] || FAILURE.network).code
-  } else {
-    const { textOf } = Response
-    err = new RequestError("Unexpected status code " + reply.status, reply.url, undefined, reply.status, textOf(reply))
-    err.code = "PUSHER_HTTP"
-  }
-  // Decided in Rust by the retry policy's own rule: safe (a POST only when nothing can
-  // have been delivered) and worth another attempt.
-  err.retryable = reply.retryable === true
-  err.attempts = reply.attempts
-  return err
-}
-
 function publish(method, path, status, startedAt, attempts, error) {
   requestChannel.publish({ method, path, status, durationMs: performance.now() - startedAt, attempts, error })
 }
@@ -323,7 +60,7 @@ function send(config, method, options) {
   } else {
     key = "" + config.token.key // the common case: nothing to sort or check
   }
-  const client = transportFor(config, base, key)
+  const client = transportFor(config, base, key, onReply)
   const timestamp = timestampNow()
   if (method === "GET" && body !== undefined) {
     const url = config.getBaseURL() + path + "?" + signedQuery(config.token, method, path, params, body, timestamp)
@@ -357,42 +94,6 @@ function settle(pending, r) {
   if (pending.startedAt >= 0) publish(pending.method, pending.path, r.status, pending.startedAt, r.attempts, error)
   if (error !== undefined) pending.reject(error)
   else pending.resolve(new Response(r))
-}
-
-/** `body` is a string or bytes (or null); `params` as from flattenParams. */
-function signedQuery(token, method, path, params, body, timestamp) {
-  const secret = secretBytes(token.secret)
-  return native.signedQueryString("" + token.key, secret, method, path, params, body || null, timestamp)
-}
-
-/** Hex MD5 as upstream's `createHash("md5").update(body, "utf8")`; Node's TypeError otherwise. */
-function md5Of(body) {
-  const bytes = Token.asBytes(body)
-  if (bytes !== undefined) return native.md5Hex(bytes)
-  return crypto.createHash("md5").update(body, "utf8").digest("hex")
-}
-
-/**
- * `pusher.createSignedQueryString({ method, path, params, body })`: assembled here in
- * upstream's order and with its string conversions (the result is the JS string itself,
- * lone surrogates included); the digests and the HMAC are computed in Rust.
- */
-function createSignedQueryString(token, request) {
-  const timestamp = timestampNow()
-  const entries = [
-    ["auth_key", token.key],
-    ["auth_timestamp", timestamp],
-    ["auth_version", "1.0"],
-  ]
-  if (request.body) entries.push(["body_md5", md5Of(request.body)])
-  withParams(entries, request.params)
-  const method = request.method.toUpperCase()
-  let queryString = ordered(entries)
-    .map((entry) => entry[0] + "=" + entry[1])
-    .join("&")
-  const signData = [method, request.path, queryString].join("\n")
-  queryString += "&auth_signature=" + token.sign(signData)
-  return queryString
 }
 
 module.exports = { send, createSignedQueryString, flush, requestChannel }
