@@ -237,3 +237,24 @@ test(`8. Happy Eyeballs: a black-holed first address does not cost the timeout (
     await stack.close()
   }
 })
+
+// A mount namespace whose resolv.conf points at 127.0.0.1, where no DNS server listens:
+// getaddrinfo answers EAI_AGAIN (a temporary failure), which is not ENOTFOUND.
+const canUnshare = process.platform === "linux" && require("node:child_process").spawnSync("unshare", ["-m", "true"]).status === 0
+
+test(`8b. a temporary DNS failure stays EAI_AGAIN and retryable, as with pusher (${TRANSPORT})`, { skip: !canUnshare && "needs `unshare -m` (Linux, root)", timeout: 60000 }, async () => {
+  const resolv = require("node:path").join(certs.dir, "resolv.conf")
+  fs.writeFileSync(resolv, "nameserver 127.0.0.1\noptions timeout:1 attempts:1\n")
+  const run = await runClient(
+    `const options = { host: "pusher-native-eai-again.example", port: 80, timeout: 10000 }
+     report(await outcome(() => make(Upstream, options).trigger("c", "e", {})))
+     report(await outcome(() => make(Pusher, options).trigger("c", "e", {})))
+     report(await outcome(() => make(Pusher, options).get({ path: "/channels" })))`,
+    { killAfterMs: 30000, wrap: (node, args) => ["unshare", ["-m", "sh", "-c", 'mount --bind "$0" /etc/resolv.conf && exec "$@"', resolv, node, ...args]] }
+  )
+  assertSurvived(run)
+  const [upstream, post, get] = run.results
+  assert.equal(upstream.code, "EAI_AGAIN", `sanity: pusher sees ${upstream.code} (${upstream.cause})`)
+  assert.deepEqual([post.code, get.code], ["EAI_AGAIN", "EAI_AGAIN"], `trigger: ${post.cause}\nget: ${get.cause}`)
+  assert.deepEqual([post.retryable, get.retryable], [true, true], "nothing was sent: retryable")
+})

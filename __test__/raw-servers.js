@@ -160,7 +160,7 @@ const PRELUDE = `
       res = await fn()
     } catch (e) {
       const cause = e && e.error
-      return { ok: false, stage: "call", status: e && e.status, code: cause ? cause.code : e && e.code,
+      return { ok: false, stage: "call", status: e && e.status, code: cause ? cause.code : e && e.code, retryable: e && e.retryable,
         message: String(e && e.message), cause: cause ? String(cause.message) : undefined,
         requestError: e instanceof Pusher.RequestError || e instanceof Upstream.RequestError, ms: ms() }
     }
@@ -180,9 +180,10 @@ const PRELUDE = `
  * Runs `script` (an async function body, after PRELUDE) in a child Node process with
  * `args` as `ARGS`. Resolves with `{ results, code, signal, killed, stderr, wallMs }`;
  * the child is SIGKILLed after `killAfterMs`. `env` adds to (or, with undefined
- * values, removes from) the child's environment.
+ * values, removes from) the child's environment. `wrap(node, args)` may return another
+ * `[command, args]` that runs node (e.g. inside `unshare`).
  */
-function runClient(script, { args = {}, env = {}, killAfterMs = 15000 } = {}) {
+function runClient(script, { args = {}, env = {}, killAfterMs = 15000, wrap } = {}) {
   const code = `${PRELUDE}\nconst ARGS = ${JSON.stringify(args)};\n(async () => {\n${script}\n})().then(() => process.exit(0), (e) => { console.error(e); process.exit(2) })`
   const childEnv = { ...process.env }
   for (const [k, v] of Object.entries(env)) {
@@ -191,7 +192,8 @@ function runClient(script, { args = {}, env = {}, killAfterMs = 15000 } = {}) {
   }
   return new Promise((resolve, reject) => {
     const started = performance.now()
-    const child = spawn(process.execPath, ["-e", code], { cwd: ROOT, env: childEnv, stdio: ["ignore", "pipe", "pipe"] })
+    const [command, commandArgs] = wrap ? wrap(process.execPath, ["-e", code]) : [process.execPath, ["-e", code]]
+    const child = spawn(command, commandArgs, { cwd: ROOT, env: childEnv, stdio: ["ignore", "pipe", "pipe"] })
     let stdout = ""
     let stderr = ""
     let killed = false
