@@ -199,8 +199,10 @@ function runClient(script, { args = {}, env = {}, killAfterMs = 15000, wrap } = 
     let killed = false
     child.stdout.on("data", (c) => (stdout += c))
     child.stderr.on("data", (c) => (stderr += c))
+    let cpuMs
     const timer = setTimeout(() => {
       killed = true
+      cpuMs = cpuTimeMs(child.pid)
       child.kill("SIGKILL")
     }, killAfterMs)
     child.on("error", (e) => {
@@ -213,16 +215,27 @@ function runClient(script, { args = {}, env = {}, killAfterMs = 15000, wrap } = 
         .split("\n")
         .filter((l) => l.startsWith("RESULT "))
         .map((l) => JSON.parse(l.slice(7)))
-      resolve({ results, code, signal, killed, stderr, wallMs: Math.round(performance.now() - started) })
+      resolve({ results, code, signal, killed, cpuMs, stderr, wallMs: Math.round(performance.now() - started) })
     })
   })
+}
+
+/** CPU time (user + system) a process has used, from /proc; undefined elsewhere. */
+function cpuTimeMs(pid) {
+  try {
+    const fields = require("node:fs").readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1].split(" ")
+    return Math.round(((Number(fields[11]) + Number(fields[12])) * 1000) / 100) // clock ticks of 1/100 s
+  } catch (e) {
+    return undefined
+  }
 }
 
 /** Throws a readable failure unless the child ran to completion. */
 function assertSurvived(run, what = "the client") {
   const tail = run.stderr.trim().split("\n").slice(-6).join("\n")
   if (run.killed) {
-    throw new Error(`${what} did not settle within ${run.wallMs} ms (killed; results so far ${JSON.stringify(run.results)})\n${tail}`)
+    const cpu = run.cpuMs === undefined ? "" : `, having used ${run.cpuMs} ms of CPU`
+    throw new Error(`${what} did not settle within ${run.wallMs} ms (killed${cpu}; results so far ${JSON.stringify(run.results)})\n${tail}`)
   }
   if (run.signal) throw new Error(`${what}: the process died with ${run.signal}\n${tail}`)
   if (run.code !== 0) throw new Error(`${what}: the process exited with code ${run.code}\n${tail}`)
