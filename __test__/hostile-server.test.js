@@ -1,6 +1,7 @@
 "use strict"
-// Issue 12, hostile *servers* (hostile-server-framing.test.js has the framing cases):
-// one test per defect of the event-loop transport. Every crafted case runs its client
+// Issue 12, hostile *servers* (hostile-server-framing.test.js has the framing cases of
+// item 9, tls-bodies.test.js the body sizes of item 2): one test per defect of the
+// event-loop transport, numbered as in the issue (8b: EAI_AGAIN). Every crafted case runs its client
 // in a child process (raw-servers.js runClient), so a client that aborts or spins is
 // reported as "the process died with SIGABRT" or "did not settle" instead of taking
 // the test runner down. Runs on both transports (see the test:tokio script).
