@@ -1,0 +1,261 @@
+"use strict"
+// Issue 12, hostile *servers* (hostile-server-framing.test.js has the framing cases of
+// item 9, tls-bodies.test.js the body sizes of item 2): one test per defect of the
+// event-loop transport, numbered as in the issue (8b: EAI_AGAIN). Every crafted case runs its client
+// in a child process (raw-servers.js runClient), so a client that aborts or spins is
+// reported as "the process died with SIGABRT" or "did not settle" instead of taking
+// the test runner down. Runs on both transports (see the test:tokio script).
+
+const test = require("node:test")
+const assert = require("node:assert/strict")
+const fs = require("node:fs")
+const http = require("node:http")
+const dns = require("node:dns")
+const { spawn } = require("node:child_process")
+const { AsyncLocalStorage } = require("node:async_hooks")
+const diagnostics = require("node:diagnostics_channel")
+const { recordingServer, pusherFor, makeCerts, within, settled } = require("./helpers")
+const { rawServer, tlsRawServer, response, runClient, assertSurvived } = require("./raw-servers")
+
+const TRANSPORT = process.env.PUSHER_NATIVE_TRANSPORT === "tokio" ? "tokio" : "event loop"
+const certs = makeCerts()
+test.after(() => fs.rmSync(certs.dir, { recursive: true, force: true }))
+const tlsOptions = { cert: certs.certPem, key: certs.keyPem }
+
+const isHealthy = (request) => request.body.includes('"healthy"')
+const HEALTHY = response('{"healthy":true}')
+
+test(`1. a chunk size of fffffffffffffffe is rejected and the process lives (${TRANSPORT})`, { timeout: 30000 }, async () => {
+  const server = await rawServer((socket, request) => {
+    if (isHealthy(request)) return socket.write(HEALTHY)
+    socket.write("HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\nfffffffffffffffe\r\n{}")
+    setTimeout(() => socket.end(), 50)
+  })
+  try {
+    const run = await runClient(
+      `const p = make(Pusher, { port: ARGS.port, timeout: 2000 })
+       report(await outcome(() => p.trigger("c", "e", {})))
+       report(await outcome(() => p.trigger("healthy", "e", {})))`,
+      { args: { port: server.port }, killAfterMs: 10000 }
+    )
+    assertSurvived(run)
+    const [huge, healthy] = run.results
+    assert.equal(huge.ok, false, `an impossible chunk resolved: ${JSON.stringify(huge)}`)
+    assert.equal(huge.requestError, true)
+    assert.ok(huge.ms < 3000, `settled after ${huge.ms} ms`)
+    assert.deepEqual([healthy.ok, healthy.body], [true, '{"healthy":true}'])
+  } finally {
+    await server.close()
+  }
+})
+
+test(`2. a triggerBatch of 10 events of 9 KB goes out over TLS (${TRANSPORT})`, { timeout: 30000 }, async () => {
+  const server = await recordingServer({ tls: tlsOptions })
+  try {
+    const pusher = pusherFor(server, { ca: certs.caPem })
+    const batch = Array.from({ length: 10 }, (_, i) => ({ channel: `c${i}`, name: "e", data: String(i).repeat(9000) }))
+    const result = await within(settled(pusher.triggerBatch(batch)), 10000)
+    assert.ok(!result.error, `triggerBatch failed: ${result.error && result.error.error && result.error.error.message}`)
+    assert.equal(result.value.status, 200)
+    const sent = JSON.parse(server.requests[0].body).batch
+    assert.deepEqual(sent.map((e) => e.data.length), Array(10).fill(9000))
+  } finally {
+    await server.close()
+  }
+})
+
+test(`3. the timeout counts from when the request starts, not from the loop's cached time (${TRANSPORT})`, { timeout: 30000 }, async () => {
+  const server = await recordingServer()
+  try {
+    const run = await runClient(
+      `const p = make(Pusher, { port: ARGS.port, timeout: 1000 })
+       report(await outcome(() => p.trigger("c", "e", { n: 1 })))
+       busy(1200) // synchronous work: libuv's cached "now" is 1.2 s old when the next call starts
+       report(await outcome(() => p.trigger("c", "e", { n: 2 })))`,
+      { args: { port: server.port }, killAfterMs: 15000 }
+    )
+    assertSurvived(run)
+    const [first, second] = run.results
+    assert.equal(first.ok, true)
+    assert.equal(second.ok, true, `rejected after ${second.ms} ms with ${second.code} (timeout 1000 ms), the server got ${server.requests.length} events`)
+    assert.equal(server.requests.length, 2)
+  } finally {
+    await server.close()
+  }
+})
+
+test(`4. TLS close_notify followed by more bytes neither spins nor hangs (${TRANSPORT})`, { timeout: 30000 }, async () => {
+  const server = await tlsRawServer(tlsOptions, (secure, request, conn) => {
+    if (isHealthy(request)) return secure.write(HEALTHY)
+    // The complete response, the close_notify and 64 KiB of junk after it (more than
+    // one TLS read's worth), in one TCP write.
+    conn.hold()
+    secure.end(response('{"complete":true}'))
+    setTimeout(() => conn.flush(Buffer.alloc(65536, "after close_notify ")), 50)
+  })
+  try {
+    const run = await runClient(
+      `const p = make(Pusher, { port: ARGS.port, useTLS: true, ca: ARGS.ca, timeout: 2000 })
+       report(await outcome(() => p.trigger("c", "e", {})))
+       report(await outcome(() => p.trigger("healthy", "e", {})))`,
+      { args: { port: server.port, ca: certs.caPem }, killAfterMs: 8000 }
+    )
+    assertSurvived(run)
+    const [closing, healthy] = run.results
+    assert.ok(closing.ms < 3000, `settled after ${closing.ms} ms`)
+    assert.deepEqual([closing.ok, closing.body], [true, '{"complete":true}'], JSON.stringify(closing))
+    assert.deepEqual([healthy.ok, healthy.body], [true, '{"healthy":true}'])
+  } finally {
+    await server.close()
+  }
+})
+
+test(`5. a connection verified with one instance's ca is never used by an instance without it (${TRANSPORT})`, { timeout: 30000 }, async () => {
+  const server = await recordingServer({ tls: tlsOptions })
+  try {
+    const trusting = pusherFor(server, { ca: certs.caPem })
+    const plain = pusherFor(server, {})
+    const outcomes = []
+    for (let round = 0; round < 4; round++) {
+      // Sequential (a pooled connection is idle) and concurrent (one is being opened).
+      const sequential = [await within(settled(trusting.trigger("c", "e", { round })), 10000), await within(settled(plain.trigger("c", "e", { round })), 10000)]
+      const concurrent = await within(Promise.all([settled(trusting.trigger("c", "e", { round })), settled(plain.trigger("c", "e", { round }))]), 10000)
+      outcomes.push(...[sequential, concurrent].map(([t, p]) => [t.error ? "rejected" : "ok", p.error ? "rejected" : "ok"]))
+    }
+    assert.deepEqual(outcomes, Array(8).fill(["ok", "rejected"]), "[with ca, without ca] per round")
+  } finally {
+    await server.close()
+  }
+})
+
+test(`6. a TLS connection the server closed gracefully while JS was busy is not reused (${TRANSPORT})`, { timeout: 30000 }, async () => {
+  // Like nginx's keepalive_timeout: close_notify, then close, 300 ms after the reply.
+  const server = await tlsRawServer(tlsOptions, (secure, request, conn) => {
+    secure.write(response(`{"conn":${conn.id}}`))
+    clearTimeout(conn.state.timer)
+    conn.state.timer = setTimeout(() => {
+      secure.end()
+      setTimeout(() => conn.raw.destroy(), 50)
+    }, 300)
+  })
+  try {
+    const run = await runClient(
+      `const p = make(Pusher, { port: ARGS.port, useTLS: true, ca: ARGS.ca, timeout: 5000 })
+       report(await outcome(() => p.trigger("c", "e", { n: 1 })))
+       busy(1500)
+       report(await outcome(() => p.trigger("c", "e", { n: 2 })))`,
+      { args: { port: server.port, ca: certs.caPem }, killAfterMs: 15000 }
+    )
+    assertSurvived(run)
+    const [first, second] = run.results
+    assert.equal(first.ok, true)
+    assert.equal(second.ok, true, `the trigger after the graceful close failed: ${second.code} ${second.cause}`)
+    assert.equal(second.body, '{"conn":1}')
+    assert.equal(server.accepted(), 2)
+  } finally {
+    await server.close()
+  }
+})
+
+test(`7. diagnostics subscribers see the AsyncLocalStorage store of the call that started the request (${TRANSPORT})`, { timeout: 30000 }, async () => {
+  // The server answers 201 for channel "c1", 202 for "c2", …: statuses tell requests apart.
+  const server = await recordingServer({
+    handler: (req, body, res) => {
+      res.writeHead(200 + Number(JSON.parse(body).channels[0].slice(1)))
+      res.end("{}")
+    },
+  })
+  const als = new AsyncLocalStorage()
+  const seen = []
+  const subscriber = (message) => seen.push([message.status, als.getStore()])
+  diagnostics.subscribe("pusher-native:request", subscriber)
+  try {
+    const pusher = pusherFor(server, {})
+    await within(Promise.all([1, 2, 3].map((n) => als.run(n, () => pusher.trigger(`c${n}`, "e", {})))), 10000)
+    await within(als.run(4, () => pusher.trigger("c4", "e", {})), 10000)
+    seen.sort((a, b) => a[0] - b[0])
+    assert.deepEqual(seen, [[201, 1], [202, 2], [203, 3], [204, 4]], "[status, store seen by the subscriber]")
+  } finally {
+    diagnostics.unsubscribe("pusher-native:request", subscriber)
+    await server.close()
+  }
+})
+
+const DUAL = "pusher-native-dual.test"
+const BLACK_HOLE = `
+import socket, sys, time
+s = socket.socket(socket.AF_INET6); s.bind(("::1", int(sys.argv[1]))); s.listen(0)
+fillers = []
+for _ in range(8):
+    c = socket.socket(socket.AF_INET6); c.setblocking(False)
+    try: c.connect(("::1", s.getsockname()[1]))
+    except BlockingIOError: pass
+    fillers.append(c)
+print(s.getsockname()[1]); sys.stdout.flush(); time.sleep(60)
+`
+
+/** An HTTP server on 127.0.0.1:P and a black hole (full accept queue) on [::1]:P. */
+async function dualStack() {
+  for (let attempt = 0; ; attempt++) {
+    const hole = spawn("python3", ["-c", BLACK_HOLE, "0"], { stdio: ["ignore", "pipe", "inherit"] })
+    const port = Number(await within(new Promise((resolve) => hole.stdout.once("data", resolve)), 5000, "the black hole"))
+    const server = http.createServer((req, res) => {
+      req.resume()
+      req.on("end", () => res.end('{"via":"127.0.0.1"}'))
+    })
+    const listening = await new Promise((resolve) => {
+      server.once("error", () => resolve(false))
+      server.listen(port, "127.0.0.1", () => resolve(true))
+    })
+    if (listening) return { port, close: () => (hole.kill(), new Promise((resolve) => server.close(resolve))) }
+    hole.kill()
+    if (attempt > 5) throw new Error("no port free on both ::1 and 127.0.0.1")
+  }
+}
+
+test(`8. Happy Eyeballs: a black-holed first address does not cost the timeout (${TRANSPORT})`, { skip: process.platform !== "linux" && "needs Linux accept-queue behaviour", timeout: 60000 }, async () => {
+  const addresses = await dns.promises.lookup(DUAL, { all: true }).catch(() => [])
+  assert.deepEqual(
+    addresses.map((a) => a.address),
+    ["::1", "127.0.0.1"],
+    `${DUAL} must resolve to ::1 then 127.0.0.1: run scripts/test-hosts.sh (as root) to add it to /etc/hosts`
+  )
+  const stack = await dualStack()
+  try {
+    const run = await runClient(
+      `const options = { host: ARGS.host, port: ARGS.port, timeout: 10000 }
+       report(await outcome(() => make(Upstream, options).trigger("c", "e", {})))
+       report(await outcome(() => make(Pusher, options).trigger("c", "e", {})))`,
+      { args: { host: DUAL, port: stack.port }, killAfterMs: 25000 }
+    )
+    assertSurvived(run)
+    const [upstream, ours] = run.results
+    assert.equal(upstream.ok, true, `sanity: pusher (Node's autoSelectFamily) should connect: ${JSON.stringify(upstream)}`)
+    assert.equal(ours.ok, true, `failed after ${ours.ms} ms: ${ours.code} (pusher connected in ${upstream.ms} ms)`)
+    assert.ok(ours.ms < 1500, `connected after ${ours.ms} ms (pusher: ${upstream.ms} ms)`)
+    assert.equal(ours.body, '{"via":"127.0.0.1"}')
+  } finally {
+    await stack.close()
+  }
+})
+
+// A mount namespace whose resolv.conf points at 127.0.0.1, where no DNS server listens:
+// getaddrinfo answers EAI_AGAIN (a temporary failure), which is not ENOTFOUND.
+const canUnshare = process.platform === "linux" && require("node:child_process").spawnSync("unshare", ["-m", "true"]).status === 0
+
+test(`8b. a temporary DNS failure stays EAI_AGAIN and retryable, as with pusher (${TRANSPORT})`, { skip: !canUnshare && "needs `unshare -m` (Linux, root)", timeout: 60000 }, async () => {
+  const resolv = require("node:path").join(certs.dir, "resolv.conf")
+  fs.writeFileSync(resolv, "nameserver 127.0.0.1\noptions timeout:1 attempts:1\n")
+  const run = await runClient(
+    `const options = { host: "pusher-native-eai-again.example", port: 80, timeout: 10000 }
+     report(await outcome(() => make(Upstream, options).trigger("c", "e", {})))
+     report(await outcome(() => make(Pusher, options).trigger("c", "e", {})))
+     report(await outcome(() => make(Pusher, options).get({ path: "/channels" })))`,
+    { killAfterMs: 30000, wrap: (node, args) => ["unshare", ["-m", "sh", "-c", 'mount --bind "$0" /etc/resolv.conf && exec "$@"', resolv, node, ...args]] }
+  )
+  assertSurvived(run)
+  const [upstream, post, get] = run.results
+  assert.equal(upstream.code, "EAI_AGAIN", `sanity: pusher sees ${upstream.code} (${upstream.cause})`)
+  assert.deepEqual([post.code, get.code], ["EAI_AGAIN", "EAI_AGAIN"], `trigger: ${post.cause}\nget: ${get.cause}`)
+  assert.deepEqual([post.retryable, get.retryable], [true, true], "nothing was sent: retryable")
+})
