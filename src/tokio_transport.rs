@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub struct TokioTransport {
-  pub http: reqwest::Client,
+  pub http: Arc<transport::SharedClient>,
   pub timeout: Option<Duration>,
   pub retry: Option<RetryPolicy>,
   pub library: HeaderValue,
@@ -43,8 +43,14 @@ impl TokioTransport {
         timeout: this.timeout,
         library: this.library.clone(),
       };
+      let http = this.http.get();
       let (result, attempts) =
-        transport::send_with_retry(&this.http, &request, this.retry.as_ref()).await;
+        transport::send_with_retry(&http, &request, this.retry.as_ref()).await;
+      if let Err(e) = &result {
+        if pusher_core::http::response::is_framing_code(e.code) {
+          this.http.renew();
+        }
+      }
       let reply = reply_of(id, request.url, result, attempts, method.is_idempotent());
       // Let the requests that finish in the same tick join the batch.
       napi::tokio::task::yield_now().await;

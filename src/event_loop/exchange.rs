@@ -99,6 +99,9 @@ async fn send(
   let fail = |e: hyper::Error| TransportError::from_cause(&e, url, false);
   let response = lease.sender().send_request(request).await.map_err(fail)?;
   let (parts, incoming) = response.into_parts();
+  if let Some((code, reason)) = response::framing_error(&parts.headers) {
+    return Err(TransportError::parse(code, reason, url));
+  }
   let head = response::reply_head(parts.status, &parts.headers, &parts.extensions);
   let location = response::location(&parts.headers);
   let bytes = read_body(incoming).await.map_err(fail)?;
@@ -110,13 +113,11 @@ async fn read_body(incoming: Incoming) -> Result<Bytes, hyper::Error> {
   Ok(incoming.collect().await?.to_bytes())
 }
 
-/// Back to the pool, unless the framing was ambiguous (both `Transfer-Encoding` and
-/// `Content-Length`: a peer that disagrees on where the body ends may have more bytes
-/// in flight).
+/// Back to the pool, unless the framing had repeated lines (a peer that disagrees on
+/// where the body ends may have more bytes in flight).
 fn finish(lease: Lease, headers: &hyper::HeaderMap) {
   use hyper::header::{CONTENT_LENGTH, TRANSFER_ENCODING};
-  let ambiguous = headers.contains_key(TRANSFER_ENCODING) && headers.contains_key(CONTENT_LENGTH)
-    || headers.get_all(TRANSFER_ENCODING).iter().count() > 1
+  let ambiguous = headers.get_all(TRANSFER_ENCODING).iter().count() > 1
     || headers.get_all(CONTENT_LENGTH).iter().count() > 1;
   if ambiguous {
     drop(lease);

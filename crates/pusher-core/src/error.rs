@@ -91,6 +91,16 @@ impl TransportError {
     }
   }
 
+  /// A response Node's parser would refuse (`HPE_*` code, Node's reason).
+  pub fn parse(code: &'static str, reason: &str, url: &str) -> Self {
+    Self {
+      kind: FailureKind::Network,
+      code,
+      message: format!("request to {url} failed, reason: {reason}"),
+      before_send: false,
+    }
+  }
+
   /// Any other failure (hyper's, an I/O error, TLS inside either), classified by its
   /// cause chain.
   pub fn from_cause(err: &(dyn StdError + 'static), url: &str, before_send: bool) -> Self {

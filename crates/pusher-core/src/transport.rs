@@ -9,7 +9,7 @@ use bytes::Bytes;
 use reqwest::header::HeaderValue;
 use reqwest::{redirect, Client, Url};
 use std::collections::HashMap;
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 /// What makes two transports different; everything else is per request.
@@ -80,19 +80,47 @@ pub fn build_client(options: &TransportOptions) -> Result<Client, TransportError
     .map_err(|e| TransportError::config(format!("HTTP client setup failed: {e}")))
 }
 
-/// One client per distinct options for the whole process, so connections are pooled
-/// across Pusher instances (and across serverless invocations in one process).
-pub fn shared_client(options: &TransportOptions) -> Result<Client, TransportError> {
-  static CLIENTS: OnceLock<Mutex<HashMap<TransportOptions, Client>>> = OnceLock::new();
+/// The client for one set of options, shared by every Pusher instance that has them (so
+/// connections are pooled across instances, and across serverless invocations in one
+/// process). Renewed, with a new pool, after a response whose framing was ambiguous:
+/// reqwest may already have pooled that connection, with bytes in flight that could be
+/// read as the next response.
+pub struct SharedClient {
+  options: TransportOptions,
+  client: Mutex<Client>,
+}
+
+impl SharedClient {
+  pub fn get(&self) -> Client {
+    self
+      .client
+      .lock()
+      .unwrap_or_else(|p| p.into_inner())
+      .clone()
+  }
+
+  /// A new pool for later requests; the old one goes with its last request.
+  pub fn renew(&self) {
+    if let Ok(client) = build_client(&self.options) {
+      *self.client.lock().unwrap_or_else(|p| p.into_inner()) = client;
+    }
+  }
+}
+
+pub fn shared_client(options: &TransportOptions) -> Result<Arc<SharedClient>, TransportError> {
+  static CLIENTS: OnceLock<Mutex<HashMap<TransportOptions, Arc<SharedClient>>>> = OnceLock::new();
   let clients = CLIENTS.get_or_init(Default::default);
   let mut clients = clients
     .lock()
     .unwrap_or_else(|poisoned| poisoned.into_inner());
   if let Some(client) = clients.get(options) {
-    return Ok(client.clone());
+    return Ok(Arc::clone(client));
   }
-  let client = build_client(options)?;
-  clients.insert(options.clone(), client.clone());
+  let client = Arc::new(SharedClient {
+    options: options.clone(),
+    client: Mutex::new(build_client(options)?),
+  });
+  clients.insert(options.clone(), Arc::clone(&client));
   Ok(client)
 }
 
@@ -162,6 +190,18 @@ pub async fn send(client: &Client, request: &Request) -> Result<Reply, Transport
   }
   let fail = |e: reqwest::Error| TransportError::from_reqwest(&e, &request.url, timeout_ms);
   let response = builder.send().await.map_err(fail)?;
+  if let Some((code, reason)) = http::response::framing_error(response.headers()) {
+    return Err(TransportError::parse(code, reason, &request.url));
+  }
+  // hyper's own limit is larger: the head is measured as Node's parser counts it.
+  if http::response::head_size(response.status(), response.headers()) > limits::MAX_HEAD_BYTES {
+    let reason = "Parse Error: Header overflow";
+    return Err(TransportError::parse(
+      "HPE_HEADER_OVERFLOW",
+      reason,
+      &request.url,
+    ));
+  }
   let mut reply =
     http::response::reply_head(response.status(), response.headers(), response.extensions());
   reply.final_url = (response.url() != &url).then(|| response.url().to_string());

@@ -3,7 +3,7 @@
 //! at its first position, as `HeaderMap` iterates them), `Retry-After`, `Location`.
 
 use crate::transport::Reply;
-use ::http::header::{HeaderMap, LOCATION, RETRY_AFTER};
+use ::http::header::{HeaderMap, CONTENT_LENGTH, LOCATION, RETRY_AFTER, TRANSFER_ENCODING};
 use ::http::{Extensions, StatusCode};
 
 /// The reply for a response head; the body is filled in once read.
@@ -21,6 +21,49 @@ pub fn reply_head(status: StatusCode, headers: &HeaderMap, extensions: &Extensio
     body: Vec::new(),
     retry_after: text(headers, RETRY_AFTER),
   }
+}
+
+/// A head whose framing a careful parser (Node's llhttp) refuses but hyper reads:
+/// `Transfer-Encoding` beside `Content-Length`, or a `Transfer-Encoding` line with an
+/// empty value (hyper would then read the chunked body as raw bytes). Node's error code
+/// and reason.
+pub fn framing_error(headers: &HeaderMap) -> Option<(&'static str, &'static str)> {
+  let mut encodings = headers.get_all(TRANSFER_ENCODING).iter().peekable();
+  encodings.peek()?;
+  if headers.contains_key(CONTENT_LENGTH) {
+    return Some((
+      "HPE_INVALID_CONTENT_LENGTH",
+      "Parse Error: Content-Length can't be present with Transfer-Encoding",
+    ));
+  }
+  let empty = encodings.any(|v| {
+    v.as_bytes()
+      .split(|&b| b == b',')
+      .any(|t| t.trim_ascii().is_empty())
+  });
+  empty.then_some((
+    "HPE_INVALID_TRANSFER_ENCODING",
+    "Parse Error: Invalid `Transfer-Encoding` header value",
+  ))
+}
+
+/// The bytes of a response head on the wire (status line, header lines, blank line),
+/// give or take the reason phrase's own length.
+pub fn head_size(status: StatusCode, headers: &HeaderMap) -> usize {
+  let lines: usize = headers
+    .iter()
+    .map(|(name, value)| name.as_str().len() + value.len() + 4)
+    .sum();
+  "HTTP/1.1 200 \r\n".len() + status.canonical_reason().map_or(0, str::len) + lines + 2
+}
+
+/// Whether a response's framing was ambiguous (see [`framing_error`]): its connection
+/// must not carry another request.
+pub fn is_framing_code(code: &str) -> bool {
+  matches!(
+    code,
+    "HPE_INVALID_CONTENT_LENGTH" | "HPE_INVALID_TRANSFER_ENCODING"
+  )
 }
 
 /// The `Location` of a redirect.
@@ -54,6 +97,35 @@ pub fn header_string(headers: &HeaderMap) -> String {
 #[cfg(test)]
 mod tests {
   use super::*;
+
+  #[test]
+  fn ambiguous_framing() {
+    let head = |lines: &[(&str, &str)]| {
+      let mut h = HeaderMap::new();
+      for (n, v) in lines {
+        h.append(
+          ::http::HeaderName::from_bytes(n.as_bytes()).unwrap(),
+          v.parse().unwrap(),
+        );
+      }
+      framing_error(&h).map(|e| e.0)
+    };
+    assert_eq!(head(&[("content-length", "2")]), None);
+    assert_eq!(head(&[("transfer-encoding", "chunked")]), None);
+    assert_eq!(head(&[("transfer-encoding", "gzip, chunked")]), None);
+    assert_eq!(
+      head(&[("transfer-encoding", "chunked"), ("content-length", "2")]),
+      Some("HPE_INVALID_CONTENT_LENGTH")
+    );
+    assert_eq!(
+      head(&[("transfer-encoding", "chunked"), ("transfer-encoding", "")]),
+      Some("HPE_INVALID_TRANSFER_ENCODING")
+    );
+    assert_eq!(
+      head(&[("transfer-encoding", "chunked,")]),
+      Some("HPE_INVALID_TRANSFER_ENCODING")
+    );
+  }
 
   #[test]
   fn repeated_names_stand_together_and_values_are_latin1() {
