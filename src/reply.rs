@@ -4,7 +4,6 @@
 use napi_derive::napi;
 use pusher_core::error::{FailureKind, TransportError};
 use pusher_core::retry::{self, Outcome};
-use pusher_core::transport;
 
 /// Why a request got no response (`RequestError.error` is built from it in JS).
 #[napi(string_enum)]
@@ -86,7 +85,7 @@ pub struct Reply {
 pub fn reply_of(
   id: f64,
   url: String,
-  result: Result<transport::Reply, TransportError>,
+  result: Result<pusher_core::http::response::Reply, TransportError>,
   attempts: u32,
   idempotent: bool,
 ) -> Reply {

@@ -13,8 +13,8 @@ use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use pusher_core::error::TransportError;
 use pusher_core::http::limits::{MAX_HEAD_BYTES, MAX_REDIRECTS};
+use pusher_core::http::response::Reply;
 use pusher_core::http::{redirect, request, response, Method, Origin};
-use pusher_core::transport::Reply;
 use std::rc::Rc;
 
 /// What one request sends.

@@ -207,7 +207,7 @@ struct Pending {
 
 type Slot = Rc<RefCell<Option<Pending>>>;
 
-fn finish(slot: &Slot, result: Result<pusher_core::transport::Reply, TransportError>) {
+fn finish(slot: &Slot, result: Result<pusher_core::http::response::Reply, TransportError>) {
   let Some(p) = slot.borrow_mut().take() else {
     return;
   };

@@ -2,9 +2,9 @@
 //! as WHATWG does, as node-fetch sends it) and its head, header order included.
 
 use crate::error::TransportError;
-use crate::transport::parse_url;
 use ::http::header::{HeaderMap, HeaderValue, ACCEPT, CONTENT_TYPE, HOST};
 use std::borrow::Cow;
+use url::Url;
 
 /// The two methods the Channels API uses. GET is the idempotent one (it may be
 /// retried after any failure).
@@ -68,6 +68,20 @@ impl Origin {
       host_header,
       https,
     })
+  }
+}
+
+/// Parses as node-fetch 2 does before sending: WHATWG parsing, absolute http(s) only.
+pub fn parse_url(url: &str) -> Result<Url, TransportError> {
+  let parsed = Url::parse(url).map_err(|_| TransportError::invalid_url("Invalid URL"))?;
+  match parsed.scheme() {
+    "http" | "https" if parsed.host_str().is_some_and(|h| !h.is_empty()) => Ok(parsed),
+    "http" | "https" => Err(TransportError::invalid_url(
+      "Only absolute URLs are supported",
+    )),
+    _ => Err(TransportError::invalid_url(
+      "Only HTTP(S) protocols are supported",
+    )),
   }
 }
 

@@ -2,9 +2,22 @@
 //! `name\nvalue\n…` (lowercase names, latin-1 values, a repeated name's values together
 //! at its first position, as `HeaderMap` iterates them), `Retry-After`, `Location`.
 
-use crate::transport::Reply;
 use ::http::header::{HeaderMap, CONTENT_LENGTH, LOCATION, RETRY_AFTER, TRANSFER_ENCODING};
 use ::http::{Extensions, StatusCode};
+
+/// A response as both transports hand it on.
+#[derive(Debug, Default)]
+pub struct Reply {
+  pub status: u16,
+  /// The reason phrase as received (latin-1), as Node's `statusMessage`.
+  pub status_text: String,
+  /// Set only when a redirect was followed.
+  pub final_url: Option<String>,
+  /// Lowercase names and latin-1 values, `name\nvalue\n…`, parsed lazily in JS.
+  pub headers: String,
+  pub body: Vec<u8>,
+  pub retry_after: Option<String>,
+}
 
 /// The reply for a response head; the body is filled in once read.
 pub fn reply_head(status: StatusCode, headers: &HeaderMap, extensions: &Extensions) -> Reply {
