@@ -260,6 +260,39 @@ describe("queries refuse bad arguments synchronously, before any request", () =>
     assert.equal(server.requests.length, 0)
   })
 
+  test("hostile values in every argument: a synchronous Error or a promise, never a crash", async () => {
+    const { POOL } = require("../scripts/fuzz")
+    const dead = pusherFor({ port: await closedPort(), url: "http://127.0.0.1" })
+    const calls = [
+      (v) => dead.channels(v),
+      (v) => dead.channels({ filterByPrefix: v }),
+      (v) => dead.channels({ filterByPrefix: "presence-", info: v }),
+      (v) => dead.channel(v),
+      (v) => dead.channel("presence-x", v),
+      (v) => dead.channel("presence-x", { info: v }),
+      (v) => dead.users(v),
+    ]
+    const pending = []
+    let thrown = 0
+    for (const make of Object.values(POOL)) {
+      for (const call of calls) {
+        let value
+        try {
+          value = call(make())
+        } catch (e) {
+          thrown++
+          assert.ok(e instanceof Error, String(e))
+          continue
+        }
+        assert.equal(typeof value.then, "function")
+        pending.push(value.then(() => "resolved", (e) => assert.ok(e instanceof Pusher.RequestError, String(e))))
+      }
+    }
+    const settled = await Promise.all(pending)
+    assert.ok(thrown > 100 && pending.length > 20, `${thrown} thrown, ${pending.length} sent`)
+    assert.ok(!settled.includes("resolved"), "nothing listens there")
+  })
+
   test("the methods are beyond pusher: not enumerable, so the prototype's keys stay upstream's", () => {
     for (const name of ["channels", "channel", "users"]) {
       assert.equal(typeof Pusher.prototype[name], "function")
