@@ -257,12 +257,19 @@ describe("end to end: pusher-native + sockudo + pusher-js", { skip: SKIP }, () =
     assert.deepEqual(Object.keys(members), ["users"])
     assert.deepEqual(members.users.map((u) => u.id).sort(), ["ivy", "jon"])
     assert.deepEqual(await pusher.channel(name, { info: "user_count" }), { occupied: true, user_count: 2 })
-    const list = await pusher.channels({ filterByPrefix: "presence-", info: ["user_count"] })
+    // sockudo caches a /channels answer for 2 s (per prefix and info), and the presence
+    // test above asked this very query: wait for a fresh one.
+    const asked = Date.now()
+    const list = await waitFor(async () => {
+      const answer = await pusher.channels({ filterByPrefix: "presence-", info: ["user_count"] })
+      return name in answer.channels && answer
+    }, `${name} in channels({ filterByPrefix: "presence-" })`)
+    t.diagnostic(`channels(presence-, user_count) listed ${name} after ${Date.now() - asked} ms: ${JSON.stringify(list)}`)
     assert.deepEqual(list.channels[name], { user_count: 2 })
     assert.deepEqual(await pusher.channels({ filterByPrefix: "presence-typed-", info: "user_count" }), { channels: { [name]: { user_count: 2 } } })
     assert.deepEqual(await pusher.channels({ filterByPrefix: "public-typed-" }), { channels: { [pub]: {} } })
 
-    // subscription_count: sockudo answers it without an app setting (Pusher needs it enabled)
+    // subscription_count: sockudo answers it without any app setting (Pusher needs it enabled)
     const both = await pusher.channel(name, { info: ["user_count", "subscription_count"] })
     t.diagnostic(`channel(presence, user_count + subscription_count) -> ${JSON.stringify(both)}`)
     assert.equal(both.user_count, 2)
