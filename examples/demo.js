@@ -256,7 +256,7 @@ async function main() {
       }
     }
     await query("channels", "channels()", () => pusher.channels(), (b) => Object.keys(b.channels).sort().join(", "))
-    await query("channels", `channels({ filterByPrefix: "presence-", info })`, () => pusher.channels({ filterByPrefix: "presence-", info: ["user_count"] }), (b) =>
+    await query("channels", `channels({ filterByPrefix: "presence-", … })`, () => pusher.channels({ filterByPrefix: "presence-", info: ["user_count"] }), (b) =>
       Object.entries(b.channels).map(([name, c]) => `${name} (${c.user_count} users)`).join(", ")
     )
     await query("channel", `channel("presence-lobby", { info })`, () => pusher.channel("presence-lobby", { info: "user_count,subscription_count" }), (b) =>
@@ -264,7 +264,7 @@ async function main() {
     )
     await query("channel", `channel("news", { info })`, () => pusher.channel("news", { info: ["subscription_count"] }), (b) => `occupied ${b.occupied}, subscription_count ${b.subscription_count}`)
     await query("users", `users("presence-lobby")`, () => pusher.users("presence-lobby"), (b) => b.users.map((u) => u.id).sort().join(", "))
-    await query("get", `get({ path: "/channels/presence-lobby/users" })`, async () => (await pusher.get({ path: "/channels/presence-lobby/users" })).json(), (b) =>
+    await query("get", `get({ path: "…/presence-lobby/users" })`, async () => (await pusher.get({ path: "/channels/presence-lobby/users" })).json(), (b) =>
       `${b.users.map((u) => u.id).sort().join(", ")} (the untyped route)`
     )
     await query("checked", `users("news")`, async () => {
