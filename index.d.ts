@@ -88,6 +88,24 @@ declare class Pusher {
     request: Pusher.VerifyWebhookRequest,
     options?: Pusher.VerifyWebhookOptions
   ): Pusher.VerifyWebhookResult
+
+  /**
+   * `GET /channels`: the occupied channels (those starting with `filterByPrefix`, if
+   * given), each with the attributes asked for in `info`. `user_count` needs a
+   * `filterByPrefix` starting with `presence-`. Sends exactly what `get()` sends for
+   * `{ path: "/channels", params: { filter_by_prefix, info } }` and rejects as it does;
+   * invalid arguments throw synchronously, before any request.
+   */
+  channels(options?: Pusher.ChannelsQuery): Promise<Pusher.ChannelsResult>
+
+  /**
+   * `GET /channels/<name>`: whether the channel is occupied, with the attributes asked
+   * for in `info` (`user_count` for presence channels only).
+   */
+  channel(name: string, options?: Pusher.ChannelQuery): Promise<Pusher.ChannelResult>
+
+  /** `GET /channels/<name>/users`: the ids of the users in a presence channel. */
+  users(name: string): Promise<Pusher.UsersResult>
 }
 
 declare namespace Pusher {
@@ -330,6 +348,56 @@ declare namespace Pusher {
   export type VerifyWebhookResult =
     | { valid: true; reason?: undefined; events: Array<Event>; time: Date }
     | { valid: false; reason: VerifyWebhookReason; events: Array<Event>; time?: undefined }
+
+  /** Beyond pusher: an attribute `channels()` and `channel()` can ask for. */
+  export type ChannelAttribute = "user_count" | "subscription_count"
+
+  /** Beyond pusher: `info` of a query, as a list or as the comma-separated string the API takes. */
+  export type ChannelInfo =
+    | ChannelAttribute
+    | "user_count,subscription_count"
+    | "subscription_count,user_count"
+    | ReadonlyArray<ChannelAttribute>
+
+  /** Beyond pusher: what `channels()` takes. */
+  export interface ChannelsQuery {
+    /** Only channels whose name starts with this, e.g. `"presence-"`. */
+    filterByPrefix?: string
+    info?: ChannelInfo
+  }
+
+  /** Beyond pusher: what `channel()` takes. */
+  export interface ChannelQuery {
+    info?: ChannelInfo
+  }
+
+  /** Beyond pusher: the attributes of a channel; each is present when asked for. */
+  export interface ChannelCounts {
+    /** Distinct users (presence channels). */
+    user_count?: number
+    /** Connections; on Pusher, only when enabled in the app's settings. */
+    subscription_count?: number
+  }
+
+  /** Beyond pusher: what `channels()` resolves with. */
+  export interface ChannelsResult {
+    channels: Record<string, ChannelCounts>
+  }
+
+  /** Beyond pusher: what `channel()` resolves with. */
+  export interface ChannelResult extends ChannelCounts {
+    occupied: boolean
+  }
+
+  /** Beyond pusher: a member of a presence channel. */
+  export interface PresenceUser {
+    id: string
+  }
+
+  /** Beyond pusher: what `users()` resolves with. */
+  export interface UsersResult {
+    users: Array<PresenceUser>
+  }
 
   /** Beyond pusher: `RequestError.code`. */
   export type RequestErrorCode =

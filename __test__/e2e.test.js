@@ -246,6 +246,81 @@ describe("end to end: pusher-native + sockudo + pusher-js", { skip: SKIP }, () =
     presenceRoom = name
   })
 
+  test("typed queries: channels(), channel() and users() give sockudo's answers, the same as get()", async (t) => {
+    const name = `presence-typed-${tag()}`
+    const pub = `public-typed-${tag()}`
+    const ivy = await connect({ id: "ivy", name: "Ivy" })
+    const jon = await connect({ id: "jon", name: "Jon" })
+    await Promise.all([subscribe(ivy, name), subscribe(jon, name), subscribe(ivy, pub), subscribe(jon, pub)])
+
+    const members = await pusher.users(name)
+    assert.deepEqual(Object.keys(members), ["users"])
+    assert.deepEqual(members.users.map((u) => u.id).sort(), ["ivy", "jon"])
+    assert.deepEqual(await pusher.channel(name, { info: "user_count" }), { occupied: true, user_count: 2 })
+    // sockudo caches a /channels answer for 2 s (per prefix and info), and the presence
+    // test above asked this very query: wait for a fresh one.
+    const asked = Date.now()
+    const list = await waitFor(async () => {
+      const answer = await pusher.channels({ filterByPrefix: "presence-", info: ["user_count"] })
+      return name in answer.channels && answer
+    }, `${name} in channels({ filterByPrefix: "presence-" })`)
+    t.diagnostic(`channels(presence-, user_count) listed ${name} after ${Date.now() - asked} ms: ${JSON.stringify(list)}`)
+    assert.deepEqual(list.channels[name], { user_count: 2 })
+    assert.deepEqual(await pusher.channels({ filterByPrefix: "presence-typed-", info: "user_count" }), { channels: { [name]: { user_count: 2 } } })
+    assert.deepEqual(await pusher.channels({ filterByPrefix: "public-typed-" }), { channels: { [pub]: {} } })
+
+    // subscription_count: sockudo answers it without any app setting (Pusher needs it enabled)
+    const both = await pusher.channel(name, { info: ["user_count", "subscription_count"] })
+    t.diagnostic(`channel(presence, user_count + subscription_count) -> ${JSON.stringify(both)}`)
+    assert.equal(both.user_count, 2)
+    const counted = await pusher.channel(pub, { info: ["subscription_count"] })
+    t.diagnostic(`channel(public, subscription_count) -> ${JSON.stringify(counted)}`)
+    assert.deepEqual(counted, { occupied: true, subscription_count: 2 })
+    const countedList = await pusher.channels({ filterByPrefix: "public-typed-", info: "subscription_count" })
+    t.diagnostic(`channels(public-typed-, subscription_count) -> ${JSON.stringify(countedList)}`)
+
+    // the same answers as the untyped route (sockudo lists members in no fixed order)
+    const viaGet = (options) => json(pusher.get(options))
+    const ids = (answer) => answer.users.map((u) => u.id).sort()
+    assert.deepEqual(ids(await pusher.users(name)), ids(await viaGet({ path: `/channels/${name}/users` })))
+    assert.deepEqual(
+      await pusher.channel(name, { info: "user_count" }),
+      await viaGet({ path: `/channels/${name}`, params: { info: "user_count" } })
+    )
+
+    // a channel nobody is in
+    const empty = `presence-nobody-${tag()}`
+    const vacant = await pusher.channel(empty, { info: "user_count" })
+    t.diagnostic(`channel(vacant presence, user_count) -> ${JSON.stringify(vacant)}`)
+    assert.equal(vacant.occupied, false)
+    const nobody = await pusher.users(empty)
+    t.diagnostic(`users(vacant presence) -> ${JSON.stringify(nobody)}`)
+    assert.deepEqual(nobody, { users: [] })
+
+    // what the synchronous checks spare: sockudo's answers to the same requests through get()
+    for (const [what, options] of [
+      ["user_count of a public channel", { path: `/channels/${pub}`, params: { info: "user_count" } }],
+      ["users of a public channel", { path: `/channels/${pub}/users` }],
+      ["user_count without a presence- prefix", { path: "/channels", params: { info: "user_count" } }],
+    ]) {
+      const answer = await pusher.get(options).then(async (r) => `${r.status} ${await r.text()}`, (e) => `${e.status} ${e.body}`)
+      t.diagnostic(`sockudo, ${what}: ${answer}`)
+      assert.match(answer, /^400 /, what)
+    }
+    assert.throws(() => pusher.channel(pub, { info: "user_count" }), /only available for presence channels/)
+    assert.throws(() => pusher.users(pub), /needs a presence channel/)
+    assert.throws(() => pusher.channels({ info: ["user_count"] }), /filterByPrefix to start with 'presence-'/)
+
+    // failures reject with RequestError, as get() does
+    const wrong = new Pusher(server.pusherOptions({ secret: "wrong-secret" }))
+    await assert.rejects(wrong.users(name), (e) => e instanceof Pusher.RequestError && e.status === 401)
+
+    // the answers follow the members
+    jon.unsubscribe(name)
+    await waitFor(async () => (await pusher.channel(name, { info: "user_count" })).user_count === 1, "user_count 1 after jon left")
+    assert.deepEqual(await pusher.users(name), { users: [{ id: "ivy" }] })
+  })
+
   test("info on trigger: subscription_count and user_count match the connections", async () => {
     const name = `public-info-${tag()}`
     const room = `presence-info-${tag()}`

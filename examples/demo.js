@@ -246,24 +246,35 @@ async function main() {
     })
     out()
 
-    out(bold("  Channel queries: pusher.get(…)"))
-    const query = async (label, options, show) => {
+    out(bold("  Channel queries: pusher.channels(), channel(), users() (typed; the same requests as get())"))
+    const query = async (kind, label, fn, show) => {
       try {
-        const res = await pusher.get(options)
-        row(OK, "get", label, show(await res.json()))
+        row(OK, kind, label, show(await fn()))
       } catch (e) {
         failures++
-        row(FAIL, "get", label, paint(31, e.message))
+        row(FAIL, kind, label, paint(31, e.message))
       }
     }
-    await query("/channels", { path: "/channels" }, (b) => Object.keys(b.channels).sort().join(", "))
-    await query("/channels?filter_by_prefix=presence-", { path: "/channels", params: { filter_by_prefix: "presence-", info: "user_count" } }, (b) =>
+    await query("channels", "channels()", () => pusher.channels(), (b) => Object.keys(b.channels).sort().join(", "))
+    await query("channels", `channels({ filterByPrefix: "presence-", … })`, () => pusher.channels({ filterByPrefix: "presence-", info: ["user_count"] }), (b) =>
       Object.entries(b.channels).map(([name, c]) => `${name} (${c.user_count} users)`).join(", ")
     )
-    await query("/channels/presence-lobby", { path: "/channels/presence-lobby", params: { info: "user_count,subscription_count" } }, (b) =>
+    await query("channel", `channel("presence-lobby", { info })`, () => pusher.channel("presence-lobby", { info: "user_count,subscription_count" }), (b) =>
       `occupied ${b.occupied}, user_count ${b.user_count}, subscription_count ${b.subscription_count}`
     )
-    await query("/channels/presence-lobby/users", { path: "/channels/presence-lobby/users" }, (b) => b.users.map((u) => u.id).sort().join(", "))
+    await query("channel", `channel("news", { info })`, () => pusher.channel("news", { info: ["subscription_count"] }), (b) => `occupied ${b.occupied}, subscription_count ${b.subscription_count}`)
+    await query("users", `users("presence-lobby")`, () => pusher.users("presence-lobby"), (b) => b.users.map((u) => u.id).sort().join(", "))
+    await query("get", `get({ path: "…/presence-lobby/users" })`, async () => (await pusher.get({ path: "/channels/presence-lobby/users" })).json(), (b) =>
+      `${b.users.map((u) => u.id).sort().join(", ")} (the untyped route)`
+    )
+    await query("checked", `users("news")`, async () => {
+      try {
+        pusher.users("news")
+      } catch (e) {
+        return e
+      }
+      throw new Error("no error")
+    }, (e) => `thrown before any request: ${e.message}`)
     out()
 
     out(bold("  Webhooks: sockudo → this process, checked with pusher.webhook()"))

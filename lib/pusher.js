@@ -8,6 +8,7 @@ const WebHook = require("./webhook")
 const validate = require("./validate")
 const requests = require("./request")
 const chunked = require("./chunked")
+const queries = require("./queries")
 
 const { extrasOf } = PusherConfig
 const DEFAULT_LIMITS = native.defaultLimits()
@@ -182,6 +183,11 @@ Object.defineProperties(Pusher.prototype, {
     configurable: true,
   },
 })
+
+// channels(), channel(), users(): typed queries that go through `this.get`.
+for (const name of Object.keys(queries)) {
+  Object.defineProperty(Pusher.prototype, name, { value: queries[name], writable: true, configurable: true })
+}
 
 Pusher.Token = Token
 Pusher.RequestError = errors.RequestError

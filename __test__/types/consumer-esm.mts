@@ -2,6 +2,7 @@
 // package's "import" condition to index.d.mts.
 import Pusher, { RequestError, WebHookError, Token, forURL, forCluster } from "pusher-native"
 import type { Options, Response, VerifyWebhookResult, SigningToken, WebHook } from "pusher-native"
+import type { ChannelsResult, ChannelResult, UsersResult, ChannelAttribute, ChannelInfo } from "pusher-native"
 import { createRequire } from "node:module"
 
 type Equal<A, B> = (<T>() => T extends A ? 1 : 2) extends <T>() => T extends B ? 1 : 2 ? true : false
@@ -30,6 +31,14 @@ try {
   if (err instanceof WebHookError) console.log(err.signature)
 }
 
+// beyond pusher: typed queries
+const channels: ChannelsResult = await pusher.channels({ filterByPrefix: "presence-", info: ["user_count"] })
+const room: ChannelResult = await pusher.channel("presence-room", { info: "user_count" })
+const members: UsersResult = await pusher.users("presence-room")
+const attribute: ChannelAttribute = "subscription_count"
+assertType<Equal<ChannelsResult, Pusher.ChannelsResult>>()
+assertType<Equal<ChannelInfo, Pusher.ChannelInfo>>()
+
 const token: SigningToken = new Token("k", "s")
 const webhook: WebHook = pusher.webhook({ headers: {}, rawBody: "{}" })
 const result: VerifyWebhookResult = pusher.verifyWebhook({ headers: {}, rawBody: "{}" })
@@ -37,4 +46,4 @@ const result: VerifyWebhookResult = pusher.verifyWebhook({ headers: {}, rawBody:
 // the CommonJS build from an ES module: the same class
 const required: typeof Pusher = createRequire(import.meta.url)("pusher-native")
 
-export { viaURL, viaCluster, body, token, webhook, result, required }
+export { viaURL, viaCluster, body, token, webhook, result, required, channels, room, members, attribute }

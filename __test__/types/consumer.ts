@@ -186,6 +186,37 @@ async function state() {
   await pusher.post({ path: "/events", body: { name: "e", channels: ["c"], data: "{}" } })
 }
 
+// beyond pusher: typed queries
+async function queries(prefix: string, name: string) {
+  const list: Pusher.ChannelsResult = await pusher.channels({ filterByPrefix: "presence-", info: ["user_count"] })
+  for (const [channel, counts] of Object.entries(list.channels)) {
+    const users: number | undefined = counts.user_count
+    console.log(channel.toUpperCase(), users?.toFixed(0), counts.subscription_count)
+  }
+  await pusher.channels()
+  await pusher.channels({})
+  await pusher.channels({ filterByPrefix: prefix })
+  await pusher.channels({ info: "subscription_count" })
+  const one = await pusher.channel(name, { info: "user_count,subscription_count" })
+  assertType<Equal<typeof one, Pusher.ChannelResult>>()
+  const occupied: boolean = one.occupied
+  const counts: Pusher.ChannelCounts = one
+  await pusher.channel(name)
+  await pusher.channel(name, { info: ["subscription_count", "user_count"] })
+  await pusher.channel(name, { info: "subscription_count,user_count" })
+  const attributes = ["user_count"] as const
+  await pusher.channel(name, { info: attributes })
+  const info: Pusher.ChannelInfo = ["subscription_count"]
+  const query: Pusher.ChannelQuery = { info }
+  const channelsQuery: Pusher.ChannelsQuery = { filterByPrefix: "presence-", info: "user_count" }
+  await pusher.channel(name, query)
+  await pusher.channels(channelsQuery)
+  const members: Pusher.UsersResult = await pusher.users("presence-room")
+  const ids: string[] = members.users.map((user: Pusher.PresenceUser) => user.id)
+  const attribute: Pusher.ChannelAttribute = "user_count"
+  return [occupied, counts, ids, attribute]
+}
+
 // ---- responses (node-fetch v2's Response) ----
 
 async function responses() {
@@ -319,6 +350,6 @@ diagnostics_channel.subscribe("pusher-native:request", (message) => {
 
 export {
   byCluster, byURL, fromEnv, tuned, publishing, userAuthJson, privateAuth, presenceChannelData, sharedSecretB64,
-  authResponse, sharedSecret, state, responses, valid, contentTypeValid, bodyValid, timeMs, firstEvent, webhookTime,
+  authResponse, sharedSecret, state, queries, responses, valid, contentTypeValid, bodyValid, timeMs, firstEvent, webhookTime,
   verifyResult, query, verifiedSignature, tokenKey, tokenSecret, errors, requestError, webHookError,
 }

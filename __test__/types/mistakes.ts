@@ -48,7 +48,23 @@ async function misuse(err: InstanceType<typeof Pusher.RequestError>) {
   pusher.verifyWebhook(req, { maxAgeMs: "5m" }) // error TS2322
   if (err.code === "ETIMEDOUT") return // error TS2367
   const attempts: number = err.attempts // error TS2322
-  return [flushed, secret, isResponse, badToken]
+  const one = await pusher.channel("presence-room", { info: "user_count" })
+  one.channels // error TS2339
+  const count: number = one.user_count // error TS2322
+  const list = await pusher.channels()
+  list.channels["presence-room"].occupied // error TS2339
+  const members = await pusher.users("presence-room")
+  members.users[0].name // error TS2339
+  pusher.channels({ info: ["bogus"] }) // error TS2322
+  pusher.channels({ info: "user_count,bogus" }) // error TS2322
+  pusher.channels({ filter_by_prefix: "presence-" }) // error TS2561
+  pusher.channels({ filterByPrefix: 7 }) // error TS2322
+  pusher.channels("presence-") // error TS2559
+  pusher.channel() // error TS2554
+  pusher.channel("c", { filterByPrefix: "presence-" }) // error TS2353
+  pusher.users("presence-room", { info: "user_count" }) // error TS2554
+  const ids: string[] = members.users // error TS2322
+  return [flushed, secret, isResponse, badToken, count, ids]
 }
 
 export { misuse }
