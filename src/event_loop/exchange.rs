@@ -91,11 +91,15 @@ async fn send(
   *request.uri_mut() = target
     .parse()
     .map_err(|_| TransportError::invalid_url("Invalid URL"))?;
-  *request.headers_mut() = request::headers(
-    &client.library,
-    body.is_some(),
-    Some(&key.origin.host_header),
-  );
+  *request.headers_mut() = if Rc::ptr_eq(key, &client.key) {
+    client.heads[usize::from(body.is_some())].clone()
+  } else {
+    request::headers(
+      &client.library,
+      body.is_some(),
+      Some(&key.origin.host_header),
+    )
+  };
   let fail = |e: hyper::Error| TransportError::from_cause(&e, url, false);
   let response = lease.sender().send_request(request).await.map_err(fail)?;
   let (parts, incoming) = response.into_parts();

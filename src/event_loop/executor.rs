@@ -44,6 +44,7 @@ struct Slot {
 thread_local! {
   static SLOTS: ManuallyDrop<RefCell<Vec<Slot>>> = const { ManuallyDrop::new(RefCell::new(Vec::new())) };
   static FREE: ManuallyDrop<RefCell<Vec<u32>>> = const { ManuallyDrop::new(RefCell::new(Vec::new())) };
+  static ON_LOOP_THREAD: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
   static READY: ManuallyDrop<RefCell<VecDeque<TaskId>>> = const { ManuallyDrop::new(RefCell::new(VecDeque::new())) };
 }
 
@@ -71,7 +72,9 @@ pub fn init(uv: &Uv, loop_: *mut uv::Loop) -> bool {
       handle: handle as usize,
     }
   });
-  owner.thread == std::thread::current().id()
+  let here = owner.thread == std::thread::current().id();
+  ON_LOOP_THREAD.with(|o| o.set(here));
+  here
 }
 
 /// # Safety
@@ -221,14 +224,18 @@ unsafe fn clone(data: *const ()) -> RawWaker {
 /// Called through `VTABLE` with a data word made by `pack`.
 unsafe fn wake(data: *const ()) {
   let id = unpack(data);
+  if ON_LOOP_THREAD.try_with(|o| o.get()).unwrap_or(false) {
+    return READY.with(|r| r.borrow_mut().push_back(id));
+  }
   match OWNER.get() {
-    Some(owner) if owner.thread != std::thread::current().id() => {
+    Some(owner) => {
       REMOTE.lock().unwrap_or_else(|p| p.into_inner()).push(id);
       if let Some(uv) = uv::get() {
         (uv.async_send)(owner.handle as *mut Handle);
       }
     }
-    _ => READY.with(|r| r.borrow_mut().push_back(id)),
+    // Not bound to a loop (unit tests): run by the next `run` on this thread.
+    None => READY.with(|r| r.borrow_mut().push_back(id)),
   }
 }
 

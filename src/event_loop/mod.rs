@@ -90,6 +90,8 @@ pub struct Client {
   base_len: usize,
   timeout: Option<Duration>,
   library: HeaderValue,
+  /// The request head's headers for `key`, without and with a body.
+  heads: [hyper::HeaderMap; 2],
 }
 
 impl Client {
@@ -130,6 +132,8 @@ impl Client {
       return None;
     }
     let trust = Trust::of(ca);
+    let heads = [false, true]
+      .map(|body| pusher_core::http::request::headers(&library, body, Some(&origin.host_header)));
     Some(Self {
       uv,
       env,
@@ -140,6 +144,7 @@ impl Client {
       base_len: base_url.len(),
       timeout,
       library,
+      heads,
     })
   }
 }

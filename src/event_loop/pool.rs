@@ -29,18 +29,26 @@ use std::time::{Duration, Instant};
 pub type Sender = SendRequest<Full<Bytes>>;
 
 /// What decides whether a connection may be shared: where it goes and which
-/// certificates verified it.
-#[derive(Clone, PartialEq, Eq, Hash)]
+/// certificates verified it. Interned: one per (origin, trust) and thread, holding that
+/// key's connections, so no request hashes anything.
 pub struct Key {
   pub origin: Origin,
-  pub trust: u64,
+  entry: RefCell<Entry>,
 }
 
 impl Key {
   pub fn new(origin: Origin, trust: &Trust) -> Rc<Key> {
-    Rc::new(Key {
-      origin,
-      trust: trust.id,
+    KEYS.with(|k| {
+      Rc::clone(
+        k.borrow_mut()
+          .entry((origin.clone(), trust.id))
+          .or_insert_with(|| {
+            Rc::new(Key {
+              origin,
+              entry: RefCell::default(),
+            })
+          }),
+      )
     })
   }
 }
@@ -68,8 +76,11 @@ struct Entry {
   waiting: VecDeque<Rc<Waiter>>,
 }
 
+type Keys = HashMap<(Origin, u64), Rc<Key>>;
+
+// Never dropped: see the executor's thread-locals.
 thread_local! {
-  static POOL: ManuallyDrop<RefCell<HashMap<Rc<Key>, Entry>>> = ManuallyDrop::new(RefCell::new(HashMap::new()));
+  static KEYS: ManuallyDrop<RefCell<Keys>> = ManuallyDrop::new(RefCell::new(HashMap::new()));
   static SWEEPING: Cell<bool> = const { Cell::new(false) };
 }
 
@@ -110,11 +121,10 @@ pub struct ConnectSlot(Rc<Key>);
 
 impl Drop for ConnectSlot {
   fn drop(&mut self) {
-    POOL.with(|p| {
-      if let Some(entry) = p.borrow_mut().get_mut(&self.0) {
-        entry.connecting = entry.connecting.saturating_sub(1);
-      }
-    });
+    {
+      let mut entry = self.0.entry.borrow_mut();
+      entry.connecting = entry.connecting.saturating_sub(1);
+    }
     notify_next(&self.0);
   }
 }
@@ -141,14 +151,13 @@ pub async fn acquire(key: &Rc<Key>, loop_: Loop) -> Acquired {
       }
       continue;
     }
-    let slot = POOL.with(|p| {
-      let mut pool = p.borrow_mut();
-      let entry = pool.entry(Rc::clone(key)).or_default();
+    let slot = {
+      let mut entry = key.entry.borrow_mut();
       (entry.connecting < MAX_CONNECTING).then(|| {
         entry.connecting += 1;
         ConnectSlot(Rc::clone(key))
       })
-    });
+    };
     if let Some(slot) = slot {
       pass_on(key);
       return Acquired::Connect(slot);
@@ -170,7 +179,7 @@ pub fn lease(slot: ConnectSlot, conn: Conn, loop_: Loop) -> Lease {
 
 fn checkout(key: &Rc<Key>) -> Option<Conn> {
   loop {
-    let idle = POOL.with(|p| p.borrow_mut().get_mut(key).and_then(|e| e.idle.pop()))?;
+    let idle = key.entry.borrow_mut().idle.pop()?;
     let idle_for = idle.since.elapsed();
     if idle_for >= POOL_IDLE || idle.conn.sender.is_closed() {
       close(idle.conn);
@@ -195,15 +204,9 @@ fn checkin(key: &Rc<Key>, conn: Conn, loop_: Loop) {
     return close(conn);
   }
   tcp::set_ref(&conn.tcp, false);
-  POOL.with(|p| {
-    p.borrow_mut()
-      .entry(Rc::clone(key))
-      .or_default()
-      .idle
-      .push(Idle {
-        conn,
-        since: Instant::now(),
-      })
+  key.entry.borrow_mut().idle.push(Idle {
+    conn,
+    since: Instant::now(),
   });
   notify_next(key);
   start_sweep(loop_);
@@ -215,13 +218,7 @@ async fn wait_turn(key: &Rc<Key>) {
     notified: Cell::new(false),
     waker: RefCell::new(None),
   });
-  POOL.with(|p| {
-    p.borrow_mut()
-      .entry(Rc::clone(key))
-      .or_default()
-      .waiting
-      .push_back(Rc::clone(&waiter))
-  });
+  key.entry.borrow_mut().waiting.push_back(Rc::clone(&waiter));
   let mut turn = Turn {
     key: Rc::clone(key),
     waiter,
@@ -258,11 +255,10 @@ impl Drop for Turn {
 /// A request woken for a connect slot may have taken an idle connection instead (or
 /// the other way round): the next waiter gets the chance it did not use.
 fn pass_on(key: &Rc<Key>) {
-  let capacity = POOL.with(|p| {
-    p.borrow().get(key).is_some_and(|e| {
-      !e.waiting.is_empty() && (e.connecting < MAX_CONNECTING || !e.idle.is_empty())
-    })
-  });
+  let capacity = {
+    let e = key.entry.borrow();
+    !e.waiting.is_empty() && (e.connecting < MAX_CONNECTING || !e.idle.is_empty())
+  };
   if capacity {
     notify_next(key);
   }
@@ -270,17 +266,11 @@ fn pass_on(key: &Rc<Key>) {
 
 /// Wakes the first request still waiting for `key`.
 fn notify_next(key: &Rc<Key>) {
-  let waiter = POOL.with(|p| {
-    let mut pool = p.borrow_mut();
-    let entry = pool.get_mut(key)?;
+  let waiter = {
+    let mut entry = key.entry.borrow_mut();
     // A waiter whose request is gone holds the only reference.
-    while let Some(waiter) = entry.waiting.pop_front() {
-      if Rc::strong_count(&waiter) > 1 {
-        return Some(waiter);
-      }
-    }
-    None
-  });
+    std::iter::from_fn(|| entry.waiting.pop_front()).find(|w| Rc::strong_count(w) > 1)
+  };
   if let Some(waiter) = waiter {
     waiter.notified.set(true);
     if let Some(waker) = waiter.waker.borrow_mut().take() {
@@ -312,11 +302,11 @@ fn start_sweep(loop_: Loop) {
 
 /// Closes expired idle connections; how many stay idle.
 fn sweep() -> usize {
-  let (expired, remaining) = POOL.with(|p| {
+  let (expired, remaining) = KEYS.with(|k| {
     let mut expired = Vec::new();
     let mut remaining = 0;
-    let mut pool = p.borrow_mut();
-    for entry in pool.values_mut() {
+    for key in k.borrow().values() {
+      let mut entry = key.entry.borrow_mut();
       let (old, young) = std::mem::take(&mut entry.idle)
         .into_iter()
         .partition(|i| i.since.elapsed() >= POOL_IDLE || i.conn.sender.is_closed());
@@ -324,7 +314,6 @@ fn sweep() -> usize {
       remaining += entry.idle.len();
       expired.extend::<Vec<Idle>>(old);
     }
-    pool.retain(|_, e| !e.idle.is_empty() || e.connecting > 0 || !e.waiting.is_empty());
     (expired, remaining)
   });
   for idle in expired {

@@ -85,23 +85,57 @@ pub fn parse_url(url: &str) -> Result<Url, TransportError> {
   }
 }
 
-/// What WHATWG parsing leaves unchanged in a path or query: with only these bytes (and
-/// no dot segment), `base + target` needs no parsing at all.
+/// The bytes WHATWG parsing leaves unchanged in a path or query.
+const PLAIN: [bool; 256] = {
+  let mut table = [false; 256];
+  let mut b = 0;
+  while b < 256 {
+    let c = b as u8;
+    table[b] = c.is_ascii_alphanumeric()
+      || matches!(
+        c,
+        b'-'
+          | b'.'
+          | b'_'
+          | b'~'
+          | b'!'
+          | b'$'
+          | b'&'
+          | b'('
+          | b')'
+          | b'*'
+          | b'+'
+          | b','
+          | b';'
+          | b'='
+          | b':'
+          | b'@'
+          | b'/'
+          | b'?'
+          | b'%'
+      );
+    b += 1;
+  }
+  table
+};
+
+/// Whether `base + target` needs no parsing at all: only plain bytes, one `?` at most,
+/// no dot segment.
 fn is_plain_target(target: &str) -> bool {
-  !target.contains("/.")
-    && target.bytes().all(|b| {
-      b.is_ascii_alphanumeric()
-        || matches!(
-          b,
-          b'-' | b'.' | b'_' | b'~' | b'!' | b'$' | b'&' | b'(' | b')'
-        )
-        || matches!(
-          b,
-          b'*' | b'+' | b',' | b';' | b'=' | b':' | b'@' | b'/' | b'?' | b'%'
-        )
-    })
-    && target.starts_with('/')
-    && target.matches('?').count() <= 1
+  let bytes = target.as_bytes();
+  if bytes.first() != Some(&b'/') {
+    return false;
+  }
+  let mut questions = 0;
+  let mut previous = 0u8;
+  for &b in bytes {
+    if !PLAIN[b as usize] || (previous == b'/' && b == b'.') {
+      return false;
+    }
+    questions += usize::from(b == b'?');
+    previous = b;
+  }
+  questions <= 1
 }
 
 /// The request target (path and query) of `url`, which starts with a base URL of

@@ -101,7 +101,10 @@ pub fn header_string(headers: &HeaderMap) -> String {
   for (name, value) in headers {
     out.push_str(name.as_str());
     out.push('\n');
-    out.extend(value.as_bytes().iter().map(|&b| b as char));
+    match std::str::from_utf8(value.as_bytes()) {
+      Ok(ascii) if ascii.is_ascii() => out.push_str(ascii),
+      _ => out.extend(value.as_bytes().iter().map(|&b| b as char)),
+    }
     out.push('\n');
   }
   out
