@@ -23,9 +23,11 @@ function libc() {
 /** The loader's own attempts, first first (binding.js chains them through `cause`). */
 function attempts(error) {
   const messages = []
-  for (let e = error && error.cause; e && messages.length < 20; e = e.cause) messages.unshift(String(e.message))
-  return messages.length ? messages : [String(error && error.message)]
+  for (let e = error && error.cause; e && messages.length < 20; e = e.cause) messages.unshift(firstLine(e.message))
+  return messages.length ? messages : [firstLine(error && error.message)]
 }
+
+const firstLine = (message) => String(message).split("\n")[0]
 
 function loadError(cause) {
   const runtime = [process.platform + "-" + process.arch, libc(), "Node " + process.version].filter(Boolean).join(", ")
