@@ -6,32 +6,26 @@
 // npm (@napi-rs/cross-toolchain), so the addon loads on every glibc Node runs on; a
 // host build would require the build machine's glibc (2.34+ on current distros).
 // PUSHER_NATIVE_HOST_TOOLCHAIN=1 builds with the host's compiler and glibc instead.
-const { spawnSync, execFileSync } = require("node:child_process")
+const { spawnSync } = require("node:child_process")
 const path = require("node:path")
-
-const CROSS_TARGETS = ["x86_64-unknown-linux-gnu", "aarch64-unknown-linux-gnu"]
-const CROSS_HOSTS = ["x64", "arm64"]
+const { usesCross, hostTriple } = require("./cross-env")
 
 function targetOf(args) {
   for (let i = 0; i < args.length; i++) {
     if (args[i] === "--target" || args[i] === "-t") return args[i + 1]
     if (args[i].startsWith("--target=")) return args[i].slice("--target=".length)
   }
-  return /^host: (.+)$/m.exec(execFileSync("rustc", ["-vV"], { encoding: "utf8" }))[1]
+  return hostTriple()
 }
 
 const args = process.argv.slice(2)
-const cross =
-  process.platform === "linux" &&
-  CROSS_HOSTS.includes(process.arch) &&
-  CROSS_TARGETS.includes(targetOf(args)) &&
-  !process.env.PUSHER_NATIVE_HOST_TOOLCHAIN
+const cross = usesCross(targetOf(args))
 
 const napi = ["build", "--platform", "--js", "binding.js", "--dts", "binding.d.ts", ...(cross ? ["--use-napi-cross"] : []), ...args]
 // `npm run` puts node_modules/.bin on PATH; Windows needs the shell for napi.cmd.
-const { status, signal } = spawnSync("napi", napi, {
+const { status } = spawnSync("napi", napi, {
   stdio: "inherit",
   cwd: path.join(__dirname, ".."),
   shell: process.platform === "win32",
 })
-process.exit(status ?? (signal ? 1 : 0))
+process.exit(status ?? 1)
