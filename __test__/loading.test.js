@@ -33,13 +33,14 @@ function assertHelpful(error, platform) {
 
 test("an addon that does not load: the platform, the libc, and the loader's error", () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "pusher-native-load-"))
-  const fake = path.join(dir, "pusher-native.linux-x64-gnu.node")
+  const fake = path.join(dir, "not-an-addon.node")
   fs.writeFileSync(fake, "not a shared object\n")
   try {
     const error = loadFailure("", { NAPI_RS_NATIVE_LIBRARY_PATH: fake })
     assertHelpful(error, `${process.platform}-${process.arch}`)
     if (process.platform === "linux") assert.match(error.message, /\((linux-\w+), (glibc [\d.]+|musl), Node v/)
-    assert.match(error.message, new RegExp(`Tried:\\n  ${fake.replace(/[\\^$.*+?()[\]{}|]/g, "\\$&")}: `))
+    // dlopen's own wording differs per OS; each names the file.
+    assert.match(error.message, /Tried:\n  .*not-an-addon\.node/)
   } finally {
     fs.rmSync(dir, { recursive: true, force: true })
   }
