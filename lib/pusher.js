@@ -1,6 +1,6 @@
 "use strict"
-const url = require("url")
 const native = require("./native")
+const parseConnectionURL = require("./connection-url")
 const errors = require("./errors")
 const PusherConfig = require("./config")
 const Token = require("./token")
@@ -23,10 +23,8 @@ function Pusher(options) {
 
 /** `scheme://key:secret@host:port/apps/<appId>`; URL fields take precedence. */
 Pusher.forURL = function (pusherUrl, options) {
-  // Node's legacy parser, as `pusher` uses: its trimming, host truncation, percent-
-  // decoding (URIError on a bad escape) and TypeErrors are part of the contract. Its
-  // DEP0169 notice (Node >= 24) is only shown for code outside node_modules.
-  const apiUrl = url.parse(pusherUrl)
+  // Fields as upstream's url.parse gives them (its URIError and TypeErrors included).
+  const apiUrl = parseConnectionURL(pusherUrl)
   const apiPath = apiUrl.pathname.split("/")
   const apiAuth = apiUrl.auth.split(":")
   return new Pusher(
