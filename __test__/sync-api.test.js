@@ -496,7 +496,9 @@ describe("channelSharedSecret", () => {
   })
 
   test("without a key, or for a non-bufferable channel, Node's TypeErrors", () => {
-    sameThrow((I) => new I({}).channelSharedSecret("c"), "Cannot read properties of undefined (reading 'length')", TypeError)
+    // Node's own message, which changes with the version (Node 24 names the argument): live
+    const noKey = same((I) => new I({}).channelSharedSecret("c"))
+    assert.ok(noKey instanceof TypeError)
     for (const channel of [5, undefined, null, Symbol("s")]) {
       const e = same((I) => new I({ encryptionMasterKeyBase64: KEY_B64 }).channelSharedSecret(channel))
       assert.ok(e instanceof TypeError)
