@@ -20,8 +20,10 @@ trap 'rm -rf "$logs"' EXIT
 summary=()
 total_tests=0 total_pass=0 total_fail=0 failed=0
 
-# Sums the test runner's closing counts (TAP `# pass N` or the spec reporter's `ℹ pass N`,
-# whichever this Node prints) over the runs in one log.
+# Sums the test runner's closing counts (the spec reporter's `ℹ pass N`, or TAP's `# pass N`
+# if a reporter is not given) over the runs in one log. `test:node` asks for spec, so the
+# counts are the same kind on every Node (TAP, Node 20 and 22's default when piped, counts
+# differently).
 count() { grep -aE "^(#|ℹ) $1 [0-9]+$" "$2" | awk '{ n += $3 } END { print n + 0 }'; }
 
 for major in $majors; do
