@@ -48,8 +48,12 @@ const mainThenWorker = (options) => `
   const wakeups = () => {
     let n = 0
     for (const t of fs.readdirSync("/proc/self/task")) {
-      if (!fs.readFileSync("/proc/self/task/" + t + "/comm", "utf8").startsWith("tokio")) continue
-      n += Number(/voluntary_ctxt_switches:\\s+(\\d+)/.exec(fs.readFileSync("/proc/self/task/" + t + "/status", "utf8"))[1])
+      try {
+        if (!fs.readFileSync("/proc/self/task/" + t + "/comm", "utf8").startsWith("tokio")) continue
+        n += Number(/voluntary_ctxt_switches:\\s+(\\d+)/.exec(fs.readFileSync("/proc/self/task/" + t + "/status", "utf8"))[1])
+      } catch (e) {
+        if (e.code !== "ENOENT" && e.code !== "ESRCH") throw e // a thread that just ended (the worker's)
+      }
     }
     return n
   }
