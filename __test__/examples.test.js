@@ -11,7 +11,7 @@ const path = require("node:path")
 const { execFile } = require("node:child_process")
 const { once } = require("node:events")
 
-const { Pusher, Upstream, recordingServer } = require("./helpers")
+const { Pusher, Upstream, recordingServer, typesNodeDir } = require("./helpers")
 const createApp = require("../examples/express-app")
 
 const root = path.join(__dirname, "..")
@@ -196,7 +196,7 @@ test("examples/typescript: type-checks under strict nodenext and runs", async (t
   // node_modules as `npm install` would leave it: pusher-native linked to this checkout
   fs.mkdirSync(path.join(dir, "node_modules", "@types"), { recursive: true })
   fs.symlinkSync(root, path.join(dir, "node_modules", "pusher-native"), "dir")
-  fs.symlinkSync(path.join(root, "node_modules", "@types", "node"), path.join(dir, "node_modules", "@types", "node"), "dir")
+  fs.symlinkSync(typesNodeDir(), path.join(dir, "node_modules", "@types", "node"), "dir")
 
   const compiled = await run(process.execPath, [require.resolve("typescript/bin/tsc"), "-p", dir, "--pretty", "false"])
   assert.strictEqual(compiled.code, 0, compiled.stdout + compiled.stderr)

@@ -8,6 +8,7 @@ const assert = require("node:assert/strict")
 const http = require("node:http")
 const path = require("node:path")
 const { runNode } = require("./helpers")
+const Upstream = require("pusher")
 
 const ROOT = path.join(__dirname, "..")
 const RUNS = 50
@@ -188,8 +189,11 @@ test("an unawaited failing trigger is an unhandled rejection, as with upstream",
   const [upstream, native] = await Promise.all([runNode(code("pusher")), runNode(code(ROOT))])
   assert.equal(native.code, upstream.code)
   assert.equal(native.code, 1)
-  for (const r of [upstream, native]) {
-    assert.match(r.stderr, /PusherRequestError/)
-    assert.match(r.stderr, /ECONNREFUSED/)
-  }
+  for (const r of [upstream, native]) assert.match(r.stderr, /PusherRequestError/)
+  // Node prints the error itself (its stack and fields, so the reason) only when it has an
+  // own `stack`: upstream's has none from Node 22 on, and Node then prints a wrapper naming
+  // just "PusherRequestError: Request failed with an error". Ours always keeps its own
+  // (non-enumerable there) stack, so the reason is always in the crash output.
+  assert.match(native.stderr, /ECONNREFUSED/)
+  if (Object.prototype.hasOwnProperty.call(new Upstream.RequestError("m", "u"), "stack")) assert.match(upstream.stderr, /ECONNREFUSED/)
 })

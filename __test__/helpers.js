@@ -146,6 +146,17 @@ function runNode(code, { env = {}, args = [], timeoutMs = 15000 } = {}) {
   })
 }
 
+/**
+ * The @types/node the TypeScript checks compile against: the one for the running Node's
+ * major (devDependencies `types-node-<major>`, aliases of @types/node, outside @types so
+ * tsc never loads two at once), else @types/node (the oldest supported major).
+ */
+function typesNodeDir() {
+  const modules = path.join(__dirname, "..", "node_modules")
+  const alias = path.join(modules, `types-node-${process.versions.node.split(".")[0]}`)
+  return fs.existsSync(alias) ? alias : path.join(modules, "@types", "node")
+}
+
 module.exports = {
   Pusher,
   Upstream: require("pusher"),
@@ -157,4 +168,5 @@ module.exports = {
   settled,
   closedPort,
   runNode,
+  typesNodeDir,
 }

@@ -9,7 +9,7 @@ const os = require("node:os")
 const path = require("node:path")
 const { execFile } = require("node:child_process")
 
-const { recordingServer } = require("./helpers")
+const { recordingServer, typesNodeDir } = require("./helpers")
 
 const root = path.join(__dirname, "..")
 const pkg = require("../package.json")
@@ -40,7 +40,13 @@ const PLATFORM_DIRS = {
 }
 
 test("package.json: engines, exports, files and the napi platform packages", () => {
-  assert.strictEqual(pkg.engines.node, ">= 18")
+  // engines promises exactly the Node majors `npm test` runs on (scripts/nodes.sh), and
+  // the README lists them.
+  const tested = /^VERSIONS=\(([^)]*)\)/m.exec(fs.readFileSync(path.join(root, "scripts", "nodes.sh"), "utf8"))[1].trim().split(/\s+/)
+  const majors = tested.map((v) => v.split(".")[0])
+  assert.strictEqual(pkg.engines.node, majors.map((m) => "^" + m).join(" || "))
+  const readme = fs.readFileSync(path.join(root, "README.md"), "utf8")
+  for (const v of tested) assert.ok(readme.includes(v), `README names Node ${v}`)
   assert.strictEqual(pkg.main, "index.js")
   assert.strictEqual(pkg.types, "index.d.ts")
   assert.deepStrictEqual(Object.keys(pkg.exports), [".", "./package.json"])
@@ -53,6 +59,7 @@ test("package.json: engines, exports, files and the napi platform packages", () 
     const name = `${pkg.name}-${PLATFORM_DIRS[target]}`
     assert.strictEqual(platformPkg.name, name, target)
     assert.strictEqual(platformPkg.version, pkg.version, `${name} is pinned to the same version`)
+    assert.deepStrictEqual(platformPkg.engines, pkg.engines, `${name} promises the same Node versions`)
     assert.strictEqual(platformPkg.main, `${pkg.napi.binaryName}.${PLATFORM_DIRS[target]}.node`)
     assert.deepStrictEqual(platformPkg.files, [platformPkg.main])
     assert.ok(loader.includes(`require('${name}')`), `binding.js loads ${name}`)
@@ -148,7 +155,7 @@ try {
 
   // ---- TypeScript against the installed typings (both module systems) ----
   fs.mkdirSync(path.join(app, "node_modules", "@types"), { recursive: true })
-  fs.symlinkSync(path.join(root, "node_modules", "@types", "node"), path.join(app, "node_modules", "@types", "node"), "dir")
+  fs.symlinkSync(typesNodeDir(), path.join(app, "node_modules", "@types", "node"), "dir")
   fs.writeFileSync(
     path.join(app, "tsconfig.json"),
     JSON.stringify({

@@ -417,6 +417,8 @@ test("redirects are followed as node-fetch v2 does (GET 302, POST 303 becomes GE
 // ---------------------------------------------------------------------------------
 // Errors
 
+const ADDED = ["code", "retryable", "attempts"]
+
 /** An error's observable shape, as a plain object. */
 function errorShape(e) {
   return {
@@ -427,7 +429,8 @@ function errorShape(e) {
     url: e.url,
     status: e.status,
     body: e.body,
-    keys: Object.keys(e).slice(0, 7),
+    // pusher-native's additions (code, retryable, attempts) left out
+    keys: Object.keys(e).filter((k) => !ADDED.includes(k)),
     cause: e.error && { name: e.error.name, message: e.error.message, code: e.error.code, type: e.error.type },
   }
 }
@@ -470,6 +473,7 @@ test("error statuses reject with upstream's RequestError shape", { timeout: 2000
 test("connection refused rejects with ECONNREFUSED, like upstream", { timeout: 15000 }, async () => {
   const port = await closedPort()
   const codes = []
+  const shapes = []
   for (const Impl of [Upstream, Pusher]) {
     const pusher = new Impl({ appId: "1", key: "key", secret: "secret", host: "127.0.0.1", port })
     const { error } = await within(settled(pusher.trigger("c", "e", {})), 5000)
@@ -478,12 +482,17 @@ test("connection refused rejects with ECONNREFUSED, like upstream", { timeout: 1
     assert.equal(error.error.type, "system")
     assert.match(error.error.message, new RegExp(`reason: connect ECONNREFUSED 127\\.0\\.0\\.1:${port}$`))
     codes.push(error.error.code)
+    // What a JSON logger keeps of it: node-fetch's enumerable fields, the reason included.
+    const logged = JSON.parse(JSON.stringify(error))
+    shapes.push({ keys: Object.keys(logged).filter((k) => !ADDED.includes(k)), error: Object.keys(logged.error) })
+    assert.match(logged.error.message, /reason: connect ECONNREFUSED/)
     if (Impl === Pusher) {
       assert.equal(error.code, "PUSHER_NETWORK")
       assert.equal(error.retryable, true)
     }
   }
   assert.deepEqual(codes, ["ECONNREFUSED", "ECONNREFUSED"])
+  assert.deepEqual(shapes[1], shapes[0])
 })
 
 test("a reset while the headers arrive rejects with ECONNRESET, like upstream", { timeout: 15000 }, async () => {
@@ -508,6 +517,7 @@ test("a stalled server with `timeout` rejects on time with an AbortError / ETIME
   const server = await rawServer(() => {}) // reads the request, never answers
   try {
     const timeout = 200
+    const logged = []
     for (const Impl of [Upstream, Pusher]) {
       const pusher = pusherFor(server, { timeout }, Impl)
       const started = performance.now()
@@ -516,6 +526,7 @@ test("a stalled server with `timeout` rejects on time with an AbortError / ETIME
       assert.equal(error.message, "Request failed with an error")
       assert.equal(error.error.name, "AbortError")
       assert.equal(error.error.type, "aborted")
+      logged.push(JSON.parse(JSON.stringify(error)).error)
       if (Impl === Pusher) {
         t.diagnostic(`timeout ${timeout} ms fired after ${elapsed.toFixed(1)} ms`)
         assert.ok(elapsed >= timeout - 5, `not early: ${elapsed}`)
@@ -526,6 +537,10 @@ test("a stalled server with `timeout` rejects on time with an AbortError / ETIME
         assert.equal(error.retryable, false)
       }
     }
+    // What a JSON logger sees of the AbortError: node-fetch's fields, then our `code`.
+    assert.deepEqual(Object.keys(logged[1]), [...Object.keys(logged[0]), "code"])
+    assert.equal(logged[1].type, logged[0].type)
+    assert.equal(typeof logged[1].message, "string")
   } finally {
     await server.close()
   }

@@ -4,32 +4,47 @@
 // example do and must compile cleanly; __test__/types/mistakes*.ts plant mistakes that
 // must each fail, with the expected code, on the marked line. A second, legacy project
 // compiles pusher's own examples/typescript/main.ts (`import * as Pusher`) unchanged.
+// Both compile against the @types/node of the running Node's major (`npm test` runs this
+// on every tested Node, so under @types/node 20, 22, 24 and 26).
 const test = require("node:test")
 const assert = require("node:assert")
 const fs = require("node:fs")
+const os = require("node:os")
 const path = require("node:path")
 const { execFile } = require("node:child_process")
+const { typesNodeDir } = require("./helpers")
 
 const root = path.join(__dirname, "..")
 const typesDir = path.join(__dirname, "types")
 const tsc = require.resolve("typescript/bin/tsc")
 
-/** Runs tsc on a project; resolves with its diagnostics `{ file, line, code, text }`. */
-function typecheck(project) {
+/**
+ * Runs tsc on a project, with `typesNodeDir()` as its only type root (through a throwaway
+ * tsconfig extending the project's); resolves with its diagnostics
+ * `{ file, line, code, text }` and the files it read.
+ */
+function typecheck(project, t) {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "pusher-native-types-"))
+  t.after(() => fs.rmSync(dir, { recursive: true, force: true }))
+  fs.mkdirSync(path.join(dir, "types"))
+  fs.symlinkSync(typesNodeDir(), path.join(dir, "types", "node"), "dir")
+  const config = path.join(dir, "tsconfig.json")
+  fs.writeFileSync(config, JSON.stringify({ extends: path.join(project, "tsconfig.json"), compilerOptions: { typeRoots: [path.join(dir, "types")] } }))
   return new Promise((resolve, reject) => {
     execFile(
       process.execPath,
-      [tsc, "--noEmit", "--pretty", "false", "-p", project],
+      [tsc, "--noEmit", "--pretty", "false", "--listFiles", "-p", config],
       { cwd: root, timeout: 120_000, maxBuffer: 16 << 20 },
       (error, stdout, stderr) => {
         if (error && error.code !== 2 && error.code !== 1) return reject(error)
+        const files = stdout.split("\n").filter((line) => /\.d\.[cm]?ts$|\.[cm]?ts$/.test(line) && fs.existsSync(line))
         const diagnostics = []
         for (const text of stdout.split("\n")) {
           const m = /^(.+?)\((\d+),(\d+)\): error (TS\d+):/.exec(text)
           if (m) diagnostics.push({ file: path.resolve(root, m[1]), line: Number(m[2]), code: m[4], text })
           else if (/error TS\d+/.test(text)) diagnostics.push({ file: "", line: 0, code: "global", text })
         }
-        resolve({ diagnostics, stdout, stderr, status: error ? error.code : 0 })
+        resolve({ diagnostics, files, stdout, stderr, status: error ? error.code : 0 })
       }
     )
   })
@@ -47,8 +62,21 @@ function expectedErrors(file) {
   return expected
 }
 
-test("typings: consumers compile under strict nodenext, every planted mistake fails", async () => {
-  const [main, legacy] = await Promise.all([typecheck(typesDir), typecheck(path.join(typesDir, "legacy"))])
+test("typings: consumers compile under strict nodenext, every planted mistake fails", async (t) => {
+  const [main, legacy] = await Promise.all([typecheck(typesDir, t), typecheck(path.join(typesDir, "legacy"), t)])
+
+  // The @types/node in use: the running Node's major wherever one is installed for it.
+  const types = require(path.join(typesNodeDir(), "package.json"))
+  const major = process.versions.node.split(".")[0]
+  t.diagnostic(`Node ${process.version}: typings checked under @types/node ${types.version}`)
+  const tested = require("../package.json").engines.node.match(/\d+/g)
+  if (tested.includes(major)) assert.strictEqual(types.version.split(".")[0], major, `@types/node ${major} for Node ${major}`)
+  const real = fs.realpathSync(typesNodeDir())
+  for (const run of [main, legacy]) {
+    const nodeTypes = run.files.filter((f) => /[\\/](@types[\\/]node|types-node-\d+)[\\/]/.test(f))
+    assert.ok(nodeTypes.length > 10, "compiled with Node's typings")
+    assert.deepStrictEqual(nodeTypes.filter((f) => !fs.realpathSync(f).startsWith(real + path.sep)), [], "only the chosen @types/node")
+  }
 
   assert.deepStrictEqual(legacy.diagnostics, [], "pusher's TypeScript example must compile:\n" + legacy.stdout)
   assert.strictEqual(legacy.status, 0, legacy.stdout + legacy.stderr)

@@ -2,15 +2,15 @@
 // A reply without a response, or with status >= 400, as the `RequestError` upstream
 // rejects with: node-fetch's error as its cause, plus our code, retryable and attempts.
 
-const { RequestError } = require("./errors")
+const { RequestError, FetchError, AbortError } = require("./errors")
 const Response = require("./response")
 
 const FAILURE = {
-  timeout: { name: "AbortError", type: "aborted", code: "PUSHER_TIMEOUT" },
-  network: { name: "FetchError", type: "system", code: "PUSHER_NETWORK" },
-  tls: { name: "FetchError", type: "system", code: "PUSHER_TLS" },
-  redirect: { name: "FetchError", type: "max-redirect", code: "PUSHER_NETWORK" },
-  config: { name: "FetchError", type: "system", code: "PUSHER_NETWORK" },
+  timeout: { type: "aborted", code: "PUSHER_TIMEOUT" },
+  network: { type: "system", code: "PUSHER_NETWORK" },
+  tls: { type: "system", code: "PUSHER_TLS" },
+  redirect: { type: "max-redirect", code: "PUSHER_NETWORK" },
+  config: { type: "system", code: "PUSHER_NETWORK" },
 }
 
 function causeOf(reply) {
@@ -19,13 +19,9 @@ function causeOf(reply) {
     error.code = reply.errorCode
     return error
   }
-  const kind = FAILURE[reply.errorKind] || FAILURE.network
-  const error = new Error(reply.errorMessage)
-  error.name = kind.name
-  error.type = kind.type
-  error.code = reply.errorCode
-  if (kind.type === "system") error.errno = reply.errorCode
-  return error
+  const { type } = FAILURE[reply.errorKind] || FAILURE.network
+  if (type === "aborted") return new AbortError(reply.errorMessage, reply.errorCode)
+  return new FetchError(reply.errorMessage, type, reply.errorCode)
 }
 
 function failure(reply) {

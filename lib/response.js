@@ -3,17 +3,11 @@
 // until asked for: headers are parsed, the URL normalised and JSON decoded lazily.
 
 const Headers = require("./headers")
+const { FetchError } = require("./errors")
 
 const kReply = Symbol("reply")
 const kUsed = Symbol("bodyUsed")
 const kHeaders = Symbol("headers")
-
-function bodyError(message, type) {
-  const error = new Error(message)
-  error.name = "FetchError"
-  error.type = type
-  return error
-}
 
 class Response {
   constructor(reply) {
@@ -65,7 +59,7 @@ class Response {
       try {
         return JSON.parse(text)
       } catch (e) {
-        throw bodyError(`invalid json response body at ${this.url} reason: ${e.message}`, "invalid-json")
+        throw new FetchError(`invalid json response body at ${this.url} reason: ${e.message}`, "invalid-json")
       }
     })
   }
