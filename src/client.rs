@@ -150,7 +150,7 @@ impl Client {
   }
 
   /// Which transport carries this client's requests: `"event-loop"` or `"tokio"`.
-  #[napi(getter)]
+  #[napi(getter, catch_unwind)]
   pub fn transport(&self) -> &'static str {
     match self.transport {
       #[cfg(unix)]

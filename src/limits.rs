@@ -12,7 +12,7 @@ pub struct DefaultLimits {
   pub channels: u32,
 }
 
-#[napi]
+#[napi(catch_unwind)]
 pub fn default_limits() -> DefaultLimits {
   let d = Limits::default();
   DefaultLimits {
@@ -31,7 +31,7 @@ pub struct DefaultRetry {
   pub max_attempts: u32,
 }
 
-#[napi]
+#[napi(catch_unwind)]
 pub fn default_retry() -> DefaultRetry {
   let d = pusher_core::retry::RetryPolicy::default();
   DefaultRetry {
