@@ -15,6 +15,7 @@
 // __test__/hostile.test.js runs a shorter deterministic pass of the same engine.
 
 const util = require("util")
+const { prng } = require("./prng")
 const Ours = require("..")
 const Upstream = require("pusher")
 
@@ -24,20 +25,6 @@ const NOW = 1700000000123 // Date.now() during every case (before 2038: same tim
 
 // ---- a tiny seeded PRNG (mulberry32) ----
 
-function prng(seed) {
-  let a = seed >>> 0
-  const next = () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-  next.int = (n) => Math.floor(next() * n)
-  next.pick = (list) => list[next.int(list.length)]
-  next.chance = (p) => next() < p
-  return next
-}
 
 // ---- hostile values: name -> factory (each call builds a fresh value) ----
 

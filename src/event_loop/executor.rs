@@ -118,10 +118,7 @@ pub fn spawn(future: impl Future<Output = ()> + 'static) -> TaskId {
 pub fn abort(id: TaskId) {
   let future = SLOTS.with(|s| {
     let mut slots = s.borrow_mut();
-    let slot = slots.get_mut(id.index as usize)?;
-    if !slot.live || slot.generation != id.generation {
-      return None;
-    }
+    let slot = live_slot(&mut slots, id)?;
     if slot.running {
       slot.aborted = true;
       return None;
@@ -131,6 +128,12 @@ pub fn abort(id: TaskId) {
     slot.future.take()
   });
   drop_quietly(future);
+}
+
+/// The task's slot, unless the task has finished (a stale id).
+fn live_slot(slots: &mut [Slot], id: TaskId) -> Option<&mut Slot> {
+  let slot = slots.get_mut(id.index as usize)?;
+  (slot.live && slot.generation == id.generation).then_some(slot)
 }
 
 fn drop_quietly(future: Option<Task>) {
@@ -150,10 +153,7 @@ pub fn run() {
 fn poll(id: TaskId) {
   let future = SLOTS.with(|s| {
     let mut slots = s.borrow_mut();
-    let slot = slots.get_mut(id.index as usize)?;
-    if !slot.live || slot.generation != id.generation {
-      return None;
-    }
+    let slot = live_slot(&mut slots, id)?;
     if slot.running {
       slot.woken = true;
       return None;
