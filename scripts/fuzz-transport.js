@@ -2,8 +2,9 @@
 "use strict"
 // Seeded random-response fuzzer for the HTTP transport (issue 12).
 //
-//   node scripts/fuzz-transport.js [--cases N] [--seed S] [--from I] [--timeout MS] [--concurrency C] [--skip m1,m2] [--tls]
+//   node scripts/fuzz-transport.js [--cases N] [--seed S] [--from I] [--timeout MS] [--concurrency C] [--jobs J] [--skip m1,m2] [--tls]
 //   npm run fuzz:transport -- --cases 300000 --seed 7
+//   npm run fuzz:transport -- --cases 1000000 --seed 7 --jobs 8   # J server/client pairs, a slice of the cases each
 //
 // This process runs a raw TCP server on 127.0.0.1 that answers every request with a
 // mutated valid response (flipped, inserted or dropped bytes, truncation, huge chunk
@@ -224,6 +225,28 @@ async function run({ cases = 2500, seed = 1, from = 0, timeoutMs = 300, concurre
   return { ...(stats || {}), served: state.served, ms: Date.now() - started, failure }
 }
 
+/**
+ * `jobs` runs side by side, each over its own slice of the cases (most cases wait out a
+ * timeout, so one pair is bound by time, not CPU); the stats are summed and the first
+ * failure is reported.
+ */
+async function runJobs({ jobs = 1, ...options }) {
+  if (jobs <= 1) return run(options)
+  const { cases, from } = options
+  const size = Math.ceil(cases / jobs)
+  const slices = []
+  for (let at = from; at < from + cases; at += size) slices.push({ from: at, cases: Math.min(size, from + cases - at) })
+  const results = await Promise.all(slices.map((slice) => run({ ...options, ...slice })))
+  const total = { cases: 0, resolved: 0, rejected: 0, codes: {}, healthy: 0, served: 0, ms: 0, failure: null }
+  for (const r of results) {
+    for (const k of ["cases", "resolved", "rejected", "healthy", "served"]) total[k] += r[k] || 0
+    for (const [code, n] of Object.entries(r.codes || {})) total.codes[code] = (total.codes[code] || 0) + n
+    total.ms = Math.max(total.ms, r.ms)
+    total.failure = total.failure || r.failure
+  }
+  return total
+}
+
 // ---- the client (child process) ----
 
 async function client({ port, cases, from, timeoutMs, concurrency, ca }) {
@@ -283,8 +306,8 @@ async function client({ port, cases, from, timeoutMs, concurrency, ca }) {
 // ---- command line ----
 
 function parseArgs(argv) {
-  const options = { cases: 300000, seed: (Date.now() % 1e9) >>> 0, from: 0, timeoutMs: 300, concurrency: 16 }
-  const names = { "--cases": "cases", "--seed": "seed", "--from": "from", "--timeout": "timeoutMs", "--concurrency": "concurrency" }
+  const options = { cases: 300000, seed: (Date.now() % 1e9) >>> 0, from: 0, timeoutMs: 300, concurrency: 16, jobs: 1 }
+  const names = { "--cases": "cases", "--seed": "seed", "--from": "from", "--timeout": "timeoutMs", "--concurrency": "concurrency", "--jobs": "jobs" }
   for (let k = 0; k < argv.length; k += 2) {
     if (argv[k] === "--tls") {
       options.tls = true
@@ -297,7 +320,7 @@ function parseArgs(argv) {
       if (unknown.length > 0) throw new Error(`unknown mutation(s) ${unknown}; known: ${Object.keys(MUTATIONS)}`)
       continue
     }
-    if (!names[argv[k]] || !/^\d+$/.test(argv[k + 1] || "")) throw new Error(`usage: fuzz-transport.js [--cases N] [--seed S] [--from I] [--timeout MS] [--concurrency C] [--skip m1,m2] [--tls] (bad ${argv[k]})`)
+    if (!names[argv[k]] || !/^\d+$/.test(argv[k + 1] || "")) throw new Error(`usage: fuzz-transport.js [--cases N] [--seed S] [--from I] [--timeout MS] [--concurrency C] [--jobs J] [--skip m1,m2] [--tls] (bad ${argv[k]})`)
     options[names[argv[k]]] = Number(argv[k + 1])
   }
   return options
@@ -309,8 +332,8 @@ if (require.main === module) {
   } else {
     const options = parseArgs(process.argv.slice(2))
     console.log(`fuzz-transport: ${options.cases} cases from ${options.from}, seed ${options.seed}, timeout ${options.timeoutMs} ms, ` +
-      `${options.concurrency} at once${options.tls ? ", over TLS" : ""}${options.skip ? ", without " + options.skip : ""}, transport ${process.env.PUSHER_NATIVE_TRANSPORT === "tokio" ? "tokio" : "event loop"}`)
-    run(options).then((result) => {
+      `${options.concurrency} at once${options.jobs > 1 ? ` in each of ${options.jobs} jobs` : ""}${options.tls ? ", over TLS" : ""}${options.skip ? ", without " + options.skip : ""}, transport ${process.env.PUSHER_NATIVE_TRANSPORT === "tokio" ? "tokio" : "event loop"}`)
+    runJobs(options).then((result) => {
       const { failure, ...stats } = result
       console.log(JSON.stringify(stats))
       if (failure) {
@@ -323,4 +346,4 @@ if (require.main === module) {
   }
 }
 
-module.exports = { run, recipe, describe, prng, caseRng, MUTATIONS }
+module.exports = { run, runJobs, recipe, describe, prng, caseRng, MUTATIONS }
