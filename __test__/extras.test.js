@@ -84,7 +84,8 @@ function json(res, status, body, headers = {}) {
 
 // ---- 1. safe retries ----
 
-describe("retry", () => {
+// The web build has no `retry` (README, "Web build"): one attempt, as upstream.
+describe("retry", { skip: helpers.WEB && "native only" }, () => {
   test("a GET answered 503 then 200 succeeds on the second attempt", async () => {
     let n = 0
     const server = await recordingServer({ handler: (req, body, res) => (++n === 1 ? json(res, 503, "busy") : json(res, 200, { channels: {} })) })
@@ -772,7 +773,7 @@ describe("verifyWebhook", () => {
 
 // ---- 8. diagnostics ----
 
-describe("diagnostics_channel", () => {
+describe("diagnostics_channel", { skip: helpers.WEB && "native only (a Node module)" }, () => {
   test("each request publishes { method, path, status, durationMs, attempts, error } when it settles", async () => {
     const server = await recordingServer({ handler: (req, body, res) => json(res, req.url.includes("/bad") ? 400 : 200, {}) })
     try {
