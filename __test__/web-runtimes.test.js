@@ -262,3 +262,41 @@ test("Node without a loadable addon: the load error names pusher-native/web, and
   assert.match(out.message, /import Pusher from "pusher-native\/web"/)
   assert.deepEqual(out.auth, new Upstream({ appId: "1", key: "key", secret: "secret" }).authorizeChannel("1.2", "private-a"))
 })
+
+test("typings: pusher-native/web, and pusher-native under the workerd condition, type-check as the same API", () => {
+  const project = path.join(dir, "types")
+  fs.mkdirSync(project, { recursive: true })
+  fs.writeFileSync(
+    path.join(project, "tsconfig.json"),
+    JSON.stringify({
+      compilerOptions: {
+        strict: true, noEmit: true, module: "esnext", moduleResolution: "bundler", target: "es2022",
+        customConditions: ["workerd"], typeRoots: [path.join(ROOT, "node_modules", "@types")], skipLibCheck: false,
+      },
+      files: ["worker.mts"],
+    })
+  )
+  fs.writeFileSync(
+    path.join(project, "worker.mts"),
+    [
+      'import Pusher, { RequestError, Token, type ChannelAuthResponse } from "pusher-native/web"',
+      'import Conditional from "pusher-native"',
+      'const pusher: Pusher = new Conditional({ appId: "1", key: "key", secret: "secret", cluster: "eu" })',
+      'const auth: ChannelAuthResponse = pusher.authorizeChannel("1.2", "private-a")',
+      'export const status: Promise<number> = pusher.trigger("c", "e", { a: 1 }).then((r) => r.status)',
+      "export const checks = [auth.auth, new Token('k', 's').sign('x'), RequestError.name]",
+      "// @ts-expect-error: a channel is a string or a list of strings",
+      'pusher.trigger(1, "e", {})',
+      "",
+    ].join("\n")
+  )
+  const tsc = require.resolve("typescript/bin/tsc")
+  let stdout
+  try {
+    stdout = execFileSync(process.execPath, [tsc, "--pretty", "false", "--listFiles", "-p", project], { encoding: "utf8", timeout: 120000 })
+  } catch (e) {
+    assert.fail(`tsc: ${e.stdout}${e.stderr}`)
+  }
+  const read = stdout.split("\n").map((f) => f.replace(/\\/g, "/"))
+  assert.ok(read.some((f) => f.endsWith("node_modules/pusher-native/web/index.d.mts")), "the web typings were read")
+})

@@ -5,6 +5,9 @@
 // own where the runtime has them. @noble/* stay imports (the package's dependencies).
 //
 //   node scripts/build-web.js           writes web/index.mjs
+//   node scripts/build-web.js --size    then prints what a Worker bundle of it weighs
+//                                       (esbuild --minify with the workerd conditions,
+//                                       @noble/* included; gzip -9)
 //   require("./scripts/build-web").build()   the same, from a test (synchronous, ~50 ms)
 "use strict"
 const fs = require("node:fs")
@@ -73,6 +76,26 @@ async function main() {
   fs.mkdirSync(path.dirname(OUT), { recursive: true })
   const old = fs.existsSync(OUT) ? fs.readFileSync(OUT) : null
   if (!old || !Buffer.from(code).equals(old)) fs.writeFileSync(OUT, code)
+  if (process.argv.includes("--size")) await size(esbuild)
+}
+
+/** A user's Worker bundle of web/index.mjs, minified: its bytes, gzipped and not. */
+async function size(esbuild) {
+  const result = await esbuild.build({
+    stdin: { contents: `export { default } from ${JSON.stringify(OUT)}`, resolveDir: ROOT, loader: "js" },
+    bundle: true,
+    minify: true,
+    write: false,
+    metafile: true,
+    format: "esm",
+    platform: "neutral",
+    conditions: ["workerd", "worker", "browser"],
+  })
+  const code = result.outputFiles[0].contents
+  const gzipped = require("node:zlib").gzipSync(code, { level: 9 }).length
+  const noble = Object.entries(result.metafile.outputs)[0][1].inputs
+  const nobleBytes = Object.entries(noble).filter(([f]) => f.includes("@noble")).reduce((n, [, v]) => n + v.bytesInOutput, 0)
+  console.log(`web build, minified: ${code.length} bytes (${nobleBytes} of them @noble/*), gzipped: ${gzipped} bytes`)
 }
 
 if (require.main === module) {
