@@ -84,8 +84,7 @@ function json(res, status, body, headers = {}) {
 
 // ---- 1. safe retries ----
 
-// The web build has no `retry` (README, "Web build"): one attempt, as upstream.
-describe("retry", { skip: helpers.WEB && "native only" }, () => {
+describe("retry", () => {
   test("a GET answered 503 then 200 succeeds on the second attempt", async () => {
     let n = 0
     const server = await recordingServer({ handler: (req, body, res) => (++n === 1 ? json(res, 503, "busy") : json(res, 200, { channels: {} })) })
@@ -209,7 +208,8 @@ describe("retry", { skip: helpers.WEB && "native only" }, () => {
     }
   })
 
-  test("a POST that times out is not retried; a GET that times out is", async () => {
+  // The web build's `timeout` bounds the whole call, retries included (README, "Runtimes").
+  test("a POST that times out is not retried; a GET that times out is", { skip: helpers.WEB && "per-attempt timeouts: native only" }, async () => {
     const server = await recordingServer({ handler: (req, body, res) => setTimeout(() => json(res, 200, {}), 400) })
     try {
       const pusher = pusherFor(server, { retry: FAST_RETRY, timeout: 100 })
@@ -245,7 +245,7 @@ describe("retry", { skip: helpers.WEB && "native only" }, () => {
     }
   })
 
-  test("a connect that hangs is retried for a POST (a connect timeout sends nothing)", { skip: process.platform !== "linux" }, async () => {
+  test("a connect that hangs is retried for a POST (a connect timeout sends nothing)", { skip: (process.platform !== "linux" && "Linux only") || (helpers.WEB && "connect timeouts: native only") }, async () => {
     const hung = await hungPort()
     try {
       const options = { appId: "1", key: "k", secret: "s", host: "127.0.0.1", port: hung.port, timeout: 400 }
@@ -773,7 +773,7 @@ describe("verifyWebhook", () => {
 
 // ---- 8. diagnostics ----
 
-describe("diagnostics_channel", { skip: helpers.WEB && "native only (a Node module)" }, () => {
+describe("diagnostics_channel", () => {
   test("each request publishes { method, path, status, durationMs, attempts, error } when it settles", async () => {
     const server = await recordingServer({ handler: (req, body, res) => json(res, req.url.includes("/bad") ? 400 : 200, {}) })
     try {

@@ -6,6 +6,13 @@
 
 const { RequestError, FetchError, AbortError } = require("../errors")
 const { extrasOf } = require("../config")
+const { policyOf, nextDelay, retryAfterMs, sleep } = require("./retry")
+const { builtin } = require("./builtins.mjs")
+
+// `diagnostics_channel` where the runtime has it (Node, Bun, Deno): the same channel
+// and messages as the native build's.
+const diagnostics = builtin("diagnostics_channel")
+const requestChannel = diagnostics ? diagnostics.channel("pusher-native:request") : { hasSubscribers: false }
 const { started, openGeneration, finished, flush } = require("../inflight")
 const { timestampNow, withParams, ordered, flatParams, signedQuery, createSignedQueryString } = require("../signing")
 
@@ -46,15 +53,25 @@ function send(config, method, options) {
     return Promise.reject(failed(url, new TypeError("Request with GET/HEAD method cannot have body"), "PUSHER_NETWORK", false))
   }
   const extras = extrasOf(config)
-  const limits = { sockets: positive(extras.maxSockets, MAX_SOCKETS_DEFAULT), size: positive(extras.maxResponseSize, MAX_RESPONSE_SIZE_DEFAULT) }
+  const limits = {
+    sockets: positive(extras.maxSockets, MAX_SOCKETS_DEFAULT),
+    size: positive(extras.maxResponseSize, MAX_RESPONSE_SIZE_DEFAULT),
+    retry: policyOf(extras.retry),
+  }
+  const startedAt = requestChannel.hasSubscribers ? performance.now() : -1
+  const publish = (status, attempts, error) => {
+    if (startedAt >= 0) requestChannel.publish({ method, path, status, durationMs: performance.now() - startedAt, attempts, error })
+  }
   const state = started(config)
   const generation = openGeneration(state)
-  const done = (value) => {
+  const done = (response) => {
     finished(state, generation)
-    return value
+    publish(response.status, attemptsMade.get(response) || 1, undefined)
+    return response
   }
   const fail = (error) => {
     finished(state, generation)
+    publish(error.status || 0, error.attempts, error)
     throw error
   }
   return exchange(url, method, body, timeoutMs, limits).then(done, fail)
@@ -152,8 +169,42 @@ async function exchange(url, method, body, timeoutMs, limits) {
   if (origin.protocol !== "http:" && origin.protocol !== "https:") {
     throw failed(url, new TypeError("Only HTTP(S) protocols are supported"), "PUSHER_NETWORK", false)
   }
-  return attempt(url, method, init, timeoutMs, limits, origin.origin)
+  return attempts(url, method, init, timeoutMs, limits, origin.origin)
 }
+
+// The Retry-After of a failed attempt's answer, for the retry policy; the attempts a
+// Response took, for diagnostics_channel.
+const retryAfters = new WeakMap()
+const attemptsMade = new WeakMap()
+
+/**
+ * One attempt, or as many as `retry` allows while the failure is `retryable`. The
+ * `timeout` bounds the whole call, waits between attempts included.
+ */
+async function attempts(url, method, init, timeoutMs, limits, origin) {
+  for (let n = 1; ; n++) {
+    let error
+    try {
+      const response = await attempt(url, method, init, timeoutMs, limits, origin)
+      if (n > 1) attemptsMade.set(response, n)
+      return response
+    } catch (e) {
+      error = e
+    }
+    error.attempts = n
+    const delay = limits.retry && error.retryable && error.code !== "PUSHER_TIMEOUT" ? nextDelay(limits.retry, n, retryAfters.get(error)) : undefined
+    if (delay === undefined) throw error
+    try {
+      await sleep(delay, init.signal)
+    } catch (e) {
+      const timedOut = failed(url, timeoutError(url, timeoutMs), "PUSHER_TIMEOUT", method === "GET")
+      timedOut.attempts = n
+      throw timedOut
+    }
+  }
+}
+
+const timeoutError = (url, timeoutMs) => new AbortError(`request to ${url} timed out after ${timeoutMs} ms`, "ETIMEDOUT")
 
 async function attempt(url, method, init, timeoutMs, limits, origin) {
   let held = false
@@ -167,14 +218,17 @@ async function attempt(url, method, init, timeoutMs, limits, origin) {
     const text = new TextDecoder().decode(bytes)
     const err = new RequestError("Unexpected status code " + response.status, url, undefined, response.status, text)
     err.code = "PUSHER_HTTP"
-    const refused = (response.status === 429 || response.status === 503) && response.headers.has("retry-after")
+    const retryAfter = response.headers.get("retry-after")
+    // A 429/503 with a usable Retry-After says the request was refused, not processed.
+    const refused = (response.status === 429 || response.status === 503) && retryAfterMs(retryAfter) !== undefined
     err.retryable = method === "GET" ? response.status === 429 || response.status >= 500 : refused
     err.attempts = 1
+    if (retryAfter !== null) retryAfters.set(err, retryAfter)
     throw err
   } catch (e) {
     if (e instanceof RequestError) throw e
     if (init.signal && init.signal.aborted) {
-      throw failed(url, new AbortError(`request to ${url} timed out after ${timeoutMs} ms`, "ETIMEDOUT"), "PUSHER_TIMEOUT", method === "GET")
+      throw failed(url, timeoutError(url, timeoutMs), "PUSHER_TIMEOUT", method === "GET")
     }
     if (e instanceof FetchError) throw failed(url, e, "PUSHER_NETWORK", false) // max-size: an answer came
     const cause = (e && e.cause) || e || {}
@@ -199,4 +253,4 @@ function failed(url, cause, code, retryable) {
 // A request that never left (an invalid URL, a GET with a body) made no attempt.
 const attemptsOf = (cause) => (cause instanceof TypeError ? 0 : 1)
 
-module.exports = { send, createSignedQueryString, flush }
+module.exports = { send, createSignedQueryString, flush, requestChannel }
