@@ -82,7 +82,8 @@ test("npm pack: the tarball installs offline into an empty project and works the
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "pusher-native-pack-"))
   t.after(() => fs.rmSync(tmp, { recursive: true, force: true }))
 
-  // ---- pack ----
+  // ---- pack ---- (web/index.mjs is generated: made here, as `prepack` would)
+  require("../scripts/build-web").build()
   const packed = await run(npm, ["pack", "--json", "--ignore-scripts", "--pack-destination", tmp], { cwd: root })
   assert.strictEqual(packed.code, 0, packed.stderr)
   const [info] = JSON.parse(packed.stdout)

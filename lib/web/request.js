@@ -8,13 +8,13 @@ const { RequestError, FetchError, AbortError } = require("../errors")
 const { extrasOf } = require("../config")
 const { policyOf, nextDelay, retryAfterMs, sleep } = require("./retry")
 const { builtin } = require("./builtins.mjs")
+const { started, openGeneration, finished, flush } = require("../inflight")
+const { timestampNow, withParams, ordered, flatParams, signedQuery, createSignedQueryString } = require("../signing")
 
 // `diagnostics_channel` where the runtime has it (Node, Bun, Deno): the same channel
 // and messages as the native build's.
 const diagnostics = builtin("diagnostics_channel")
 const requestChannel = diagnostics ? diagnostics.channel("pusher-native:request") : { hasSubscribers: false }
-const { started, openGeneration, finished, flush } = require("../inflight")
-const { timestampNow, withParams, ordered, flatParams, signedQuery, createSignedQueryString } = require("../signing")
 
 // Set by scripts/build-web.js from package.json.
 // eslint-disable-next-line no-undef
