@@ -113,6 +113,12 @@ export function signedQueryString(key, secret, method, path, params, body, times
   return query + "&auth_signature=" + hmacSha256Hex(secret, method + "\n" + path + "\n" + query)
 }
 
+/**
+ * What is wrong with a `ca` PEM, or null. The web build sends through the platform's
+ * `fetch`, which takes no extra certificates: `ca` is accepted and not used (README).
+ */
+export const caError = () => null
+
 // pusher_core::validate::Limits' messages.
 export function eventSizeError(event, data, limit) {
   const size = encoder.encode(data).length
