@@ -77,7 +77,8 @@ function send(config, method, options) {
   return exchange(url, method, body, timeoutMs, limits).then(done, fail)
 }
 
-const positive = (value, fallback) => (Number.isSafeInteger(value) && value > 0 ? value : fallback)
+// maxSockets / maxResponseSize as lib/config.js reads them: a whole number >= 1, or Infinity (no limit).
+const positive = (value, fallback) => (value === Infinity || (Number.isSafeInteger(value) && value > 0) ? value : fallback)
 
 // ---- at most `limits.sockets` requests in flight per origin (as the native pool):
 // the rest wait their turn, so a burst of thousands does not open thousands of
