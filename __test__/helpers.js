@@ -8,7 +8,10 @@ const path = require("path")
 const net = require("net")
 const { execFileSync, spawn } = require("child_process")
 
-const Pusher = require("..")
+// PUSHER_NATIVE_BUILD=web: the suites that use `Pusher` from here (and compare it with
+// `pusher`) run against the web build instead (`npm run test:web`).
+const WEB = process.env.PUSHER_NATIVE_BUILD === "web"
+const Pusher = WEB ? require(require("../scripts/build-web").build()).default : require("..")
 
 /**
  * An HTTP(S) server on 127.0.0.1 that records every request (method, url, headers,
@@ -158,6 +161,7 @@ function typesNodeDir() {
 }
 
 module.exports = {
+  WEB,
   Pusher,
   Upstream: require("pusher"),
   recordingServer,

@@ -29,6 +29,7 @@ function assertHelpful(error, platform) {
   assert.match(error.message, /Prebuilt addons: linux-x64-gnu, .*win32-x64-msvc \(Linux gnu builds need glibc >= 2\.17\)/)
   assert.match(error.message, /install Rust .* `npm ci && npm run build`.* NAPI_RS_NATIVE_LIBRARY_PATH/s)
   assert.doesNotMatch(error.message, /npm has a bug/)
+  assert.match(error.message, /the web build.*import Pusher from "pusher-native\/web"/s)
 }
 
 test("an addon that does not load: the platform, the libc, and the loader's error", () => {

@@ -49,8 +49,14 @@ test("package.json: engines, exports, files and the napi platform packages", () 
   for (const v of tested) assert.ok(readme.includes(v), `README names Node ${v}`)
   assert.strictEqual(pkg.main, "index.js")
   assert.strictEqual(pkg.types, "index.d.ts")
-  assert.deepStrictEqual(Object.keys(pkg.exports), [".", "./package.json"])
-  assert.deepStrictEqual(pkg.dependencies || {}, {}, "no runtime dependencies")
+  assert.deepStrictEqual(Object.keys(pkg.exports), [".", "./web", "./package.json"])
+  // The Workers/edge conditions come first (the first matching key wins), then Node's.
+  assert.deepStrictEqual(Object.keys(pkg.exports["."]), ["workerd", "edge-light", "worker", "import", "require"])
+  for (const web of [pkg.exports["./web"], pkg.exports["."].workerd, pkg.exports["."]["edge-light"], pkg.exports["."].worker]) {
+    assert.deepStrictEqual(web, { types: "./web/index.d.mts", default: "./web/index.mjs" })
+  }
+  // Only the web build's audited crypto (the native build uses none).
+  assert.deepStrictEqual(Object.keys(pkg.dependencies || {}).sort(), ["@noble/ciphers", "@noble/hashes"], "runtime dependencies")
   assert.deepStrictEqual(Object.keys(PLATFORM_DIRS).sort(), [...pkg.napi.targets].sort())
   const loader = fs.readFileSync(path.join(root, "binding.js"), "utf8")
   for (const target of pkg.napi.targets) {
@@ -76,17 +82,18 @@ test("npm pack: the tarball installs offline into an empty project and works the
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "pusher-native-pack-"))
   t.after(() => fs.rmSync(tmp, { recursive: true, force: true }))
 
-  // ---- pack ----
+  // ---- pack ---- (web/index.mjs is generated: made here, as `prepack` would)
+  require("../scripts/build-web").build()
   const packed = await run(npm, ["pack", "--json", "--ignore-scripts", "--pack-destination", tmp], { cwd: root })
   assert.strictEqual(packed.code, 0, packed.stderr)
   const [info] = JSON.parse(packed.stdout)
   const files = info.files.map((f) => f.path).sort()
   const nodeFile = `${pkg.napi.binaryName}.linux-x64-gnu.node`
-  for (const f of ["package.json", "index.js", "index.mjs", "index.d.ts", "index.d.mts", "binding.js", "binding.d.ts", "lib/pusher.js", nodeFile]) {
+  for (const f of ["package.json", "index.js", "index.mjs", "index.d.ts", "index.d.mts", "binding.js", "binding.d.ts", "lib/pusher.js", "web/index.mjs", "web/index.d.mts", nodeFile]) {
     assert.ok(files.includes(f), `tarball has ${f}: ${files.join(", ")}`)
   }
   for (const f of files) {
-    assert.match(f, /^(package\.json|README\.md|LICENSE(\.\w+)?|index\.(js|mjs|d\.ts|d\.mts)|binding\.(js|d\.ts)|lib\/[\w-]+\.js|pusher-native\.[\w-]+\.node)$/, `unexpected file in tarball: ${f}`)
+    assert.match(f, /^(package\.json|README\.md|LICENSE(\.\w+)?|index\.(js|mjs|d\.ts|d\.mts)|binding\.(js|d\.ts)|lib\/(web\/)?[\w-]+\.m?js|web\/index\.(mjs|d\.mts)|pusher-native\.[\w-]+\.node)$/, `unexpected file in tarball: ${f}`)
   }
   const tarball = path.join(tmp, info.filename)
 
@@ -132,7 +139,9 @@ const res = await pusher.trigger("my-channel", "esm-event", {})
 try {
   await pusher.get({ path: "/channels", body: "GET with a body" })
 } catch (err) {
-  console.log(JSON.stringify({ status: res.status, isRequestError: err instanceof RequestError }))
+  const { default: Web } = await import("pusher-native/web")
+  const web = await Web.forURL("http://key:secret@127.0.0.1:" + process.env.PORT + "/apps/1").trigger("my-channel", "web-event", {})
+  console.log(JSON.stringify({ status: res.status, isRequestError: err instanceof RequestError, web: web.status }))
 }
 `
   )
@@ -150,8 +159,8 @@ try {
     auth: new Upstream({ appId: "1", key: "key", secret: "secret", cluster: "eu" }).authorizeChannel("1.1", "private-x"),
     sig: new Upstream.Token("k", "s").sign("x"),
   })
-  assert.deepStrictEqual(JSON.parse(esm.stdout), { status: 200, isRequestError: true })
-  assert.deepStrictEqual(server.requests.map((r) => JSON.parse(r.body).name).sort(), ["esm-event", "my-event"])
+  assert.deepStrictEqual(JSON.parse(esm.stdout), { status: 200, isRequestError: true, web: 200 })
+  assert.deepStrictEqual(server.requests.map((r) => JSON.parse(r.body).name).sort(), ["esm-event", "my-event", "web-event"])
 
   // ---- TypeScript against the installed typings (both module systems) ----
   fs.mkdirSync(path.join(app, "node_modules", "@types"), { recursive: true })

@@ -149,7 +149,8 @@ function response(body = "{}", { status = "200 OK", headers = [] } = {}) {
  * included), `report(value)` and `busy(ms)`.
  */
 const PRELUDE = `
-  const Pusher = require(${JSON.stringify(ROOT)})
+  // PUSHER_NATIVE_BUILD=web: the web build (built by the parent: scripts/build-web.js).
+  const Pusher = process.env.PUSHER_NATIVE_BUILD === "web" ? require(${JSON.stringify(ROOT + "/web/index.mjs")}).default : require(${JSON.stringify(ROOT)})
   const Upstream = require("pusher")
   const make = (Impl, options) => new Impl(Object.assign({ appId: "1", key: "key", secret: "secret", host: "127.0.0.1" }, options))
   async function outcome(fn) {

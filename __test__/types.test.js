@@ -110,11 +110,17 @@ test("typings: consumers compile under strict nodenext, every planted mistake fa
 test("typings: package.json points both module systems at their typings", () => {
   const pkg = require("../package.json")
   assert.strictEqual(pkg.types, "index.d.ts")
+  // The Workers/edge conditions (the web build, typed by web/index.d.mts) come first.
+  const web = { types: "./web/index.d.mts", default: "./web/index.mjs" }
   assert.deepStrictEqual(pkg.exports["."], {
+    workerd: web,
+    "edge-light": web,
+    worker: web,
     import: { types: "./index.d.mts", default: "./index.mjs" },
     require: { types: "./index.d.ts", default: "./index.js" },
   })
-  for (const f of ["index.d.ts", "index.d.mts", "index.mjs", "index.js"]) {
+  assert.deepStrictEqual(pkg.exports["./web"], web)
+  for (const f of ["index.d.ts", "index.d.mts", "index.mjs", "index.js", "web/index.d.mts"]) {
     assert.ok(fs.existsSync(path.join(root, f)), f)
   }
 })

@@ -76,6 +76,31 @@ test("trigger, triggerBatch and a GET with params: the exact bytes, on the event
   assert.deepEqual(loop, tokio)
 })
 
+// The web build sends through the platform's fetch, which adds its own headers (Node's:
+// user-agent, accept-language, sec-fetch-mode, accept-encoding, connection) and orders
+// them its way; the request line, the body and every header the native build sends are
+// the golden ones.
+const parsed = (request) => {
+  const [head, body] = request.split("\r\n\r\n")
+  const [line, ...fields] = head.split("\r\n")
+  const headers = Object.fromEntries(fields.map((f) => [f.slice(0, f.indexOf(":")).toLowerCase(), f.slice(f.indexOf(":") + 1).trim()]))
+  return { line, body, headers }
+}
+
+test("the web build: the same request lines, bodies and headers as the golden requests", { timeout: 30000 }, async () => {
+  require("../scripts/build-web").build()
+  const run = await runClient(CAPTURE, { env: { PUSHER_NATIVE_BUILD: "web" } })
+  assertSurvived(run, "the web build")
+  const { port, captured } = run.results[0]
+  const web = captured.map((b64) => parsed(Buffer.from(b64, "base64").toString("utf8").split(`:${port}\r\n`).join(":<port>\r\n")))
+  assert.equal(web.length, GOLDEN.length)
+  GOLDEN.map(parsed).forEach((golden, i) => {
+    assert.equal(web[i].line, golden.line)
+    assert.equal(web[i].body, golden.body)
+    for (const [name, value] of Object.entries(golden.headers)) assert.equal(web[i].headers[name], value, name)
+  })
+})
+
 test("the golden bodies are what JSON.stringify gives, and their MD5 is the one signed", () => {
   const crypto = require("node:crypto")
   const md5 = (s) => crypto.createHash("md5").update(s, "utf8").digest("hex")

@@ -1,6 +1,6 @@
 "use strict"
 // `npm run bench [-- --quick] [-- --rounds N] [-- --only W1,W2,...] [-- --out file.md]
-//                [-- --impls pusher,pusher-ka,native[,native:<dir>]] [-- --serve]`
+//                [-- --impls pusher,pusher-ka,native,web[,native:<dir>]] [-- --serve]`
 // (`native:<dir>` adds another checkout/build of pusher-native, for before/after runs.)
 //
 // Side-by-side benchmark of pusher-native against `pusher` 5.3.4 (default agent, and
@@ -31,12 +31,14 @@ const QUICK = flag("--quick")
 const ROUNDS = Number(value("--rounds", QUICK ? 1 : 5))
 const ONLY = value("--only", "W1,W2,W3,W4,W5,W6,W7,W8,wrk").split(",")
 const OUT = path.resolve(value("--out", path.join(__dirname, "results", "latest.md")))
-const IMPLS = (value("--impls", "pusher,pusher-ka,native") || "").split(",")
+const IMPLS = (value("--impls", "pusher,pusher-ka,native,web") || "").split(",")
+if (IMPLS.includes("web")) require("../scripts/build-web").build()
 
 const LABELS = {
   pusher: "pusher 5.3.4 (default agent)",
   "pusher-ka": "pusher 5.3.4 (keepAlive agent)",
   native: "pusher-native",
+  web: "pusher-native/web (fetch + @noble)",
   wrk: "wrk",
 }
 const LABEL = new Proxy(LABELS, { get: (t, k) => t[k] || (String(k).startsWith("native:") ? `pusher-native (${String(k).slice(7)})` : String(k)) })
@@ -197,6 +199,7 @@ const COLD = {
   bare: "",
   native: `const P=require(${JSON.stringify(ROOT)});`,
   pusher: `const P=require("pusher");`,
+  web: `const P=require(${JSON.stringify(path.join(ROOT, "web", "index.mjs"))}).default;`,
 }
 
 function coldOnce(which) {

@@ -14,6 +14,8 @@ const MASTER_KEY = Buffer.alloc(32, 7).toString("base64")
 
 function load(impl) {
   if (impl === "native") return require(path.resolve(__dirname, ".."))
+  // The web build (fetch + @noble/*) under Node: scripts/build-web.js writes it.
+  if (impl === "web") return require(path.resolve(__dirname, "..", "web", "index.mjs")).default
   // "native:<dir>": another build of pusher-native (before/after comparisons)
   if (impl.startsWith("native:")) return require(path.resolve(impl.slice("native:".length)))
   return require("pusher")

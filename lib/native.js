@@ -37,6 +37,8 @@ function loadError(cause) {
       `On another platform, build it from source: install Rust (https://rustup.rs), check out ` +
       `pusher-native, run \`npm ci && npm run build\`, and set NAPI_RS_NATIVE_LIBRARY_PATH to ` +
       `the pusher-native.*.node it writes.\n` +
+      `Or use the web build, the same API in plain JavaScript on fetch (no addon, slower): ` +
+      `import Pusher from "pusher-native/web".\n` +
       `Tried:\n  ${attempts(cause).join("\n  ")}`
   )
   error.code = "PUSHER_NATIVE_LOAD_FAILED"

@@ -5,7 +5,7 @@
 const INVALID_CHANNEL_CHAR = /[^A-Za-z0-9_\-=@,.;]/
 const SOCKET_ID = /^\d+\.\d+$/
 
-function channel(name) {
+function channelName(name) {
   if (typeof name !== "string" || name === "" || INVALID_CHANNEL_CHAR.test(name)) {
     throw new Error("Invalid channel name: '" + name + "'")
   }
@@ -42,4 +42,5 @@ function eventName(event) {
 // Named `channel` like upstream's: V8 quotes it in "channel.startsWith is not a function".
 const isEncryptedChannel = (channel) => channel.startsWith("private-encrypted-")
 
-module.exports = { channel, socketId, userId, userData, eventName, isEncryptedChannel }
+// `channelName`, not `channel`: the web build's bundler would rename the parameter below.
+module.exports = { channel: channelName, socketId, userId, userData, eventName, isEncryptedChannel }
