@@ -11,6 +11,7 @@ pub mod http;
 pub mod retry;
 pub mod signature;
 pub mod tls;
+pub mod tls_verdict;
 pub mod transport;
 pub mod validate;
 pub mod webhook;
