@@ -399,6 +399,41 @@ declare namespace Pusher {
     users: Array<PresenceUser>
   }
 
+  /**
+   * node-fetch v2's `FetchError`, as `RequestError.error` of a failure without a
+   * response (its enumerable fields: `message`, `type`, then `errno` and `code`).
+   */
+  export interface FetchError extends Error {
+    name: "FetchError"
+    /** node-fetch's type: `"system"` for network and TLS failures, `"max-redirect"`, … */
+    type: string
+    /**
+     * The OS-style or TLS code, as Node reports it: `ECONNREFUSED`, `ECONNRESET`,
+     * `ENOTFOUND`, `DEPTH_ZERO_SELF_SIGNED_CERT`, `CERT_HAS_EXPIRED`, … (node-fetch sets
+     * it for system errors; pusher-native on every one).
+     */
+    code?: string
+    /** The same as `code` for a system error (node-fetch's field). */
+    errno?: string
+  }
+
+  /** node-fetch v2's `AbortError`, as `RequestError.error` of a timeout. */
+  export interface AbortError extends Error {
+    name: "AbortError"
+    type: "aborted"
+    /** Beyond node-fetch: `"ETIMEDOUT"`. */
+    code?: string
+  }
+
+  /** A request URL that cannot be used: a `TypeError` with Node's `ERR_INVALID_URL`. */
+  export interface InvalidUrlError extends TypeError {
+    name: "TypeError"
+    code?: string
+  }
+
+  /** What `RequestError.error` holds when no response arrived. */
+  export type RequestErrorCause = FetchError | AbortError | InvalidUrlError
+
   /** Beyond pusher: `RequestError.code`. */
   export type RequestErrorCode =
     | "PUSHER_HTTP"
@@ -416,8 +451,13 @@ declare namespace Pusher {
     )
     /** The request URL, signature included (never the secret). */
     url: string
-    /** The network failure; undefined when the server answered with an error status. */
-    error: Error
+    /**
+     * Why no response arrived: node-fetch's `FetchError` (network and TLS failures) or
+     * `AbortError` (a timeout), each with `code`. Undefined when the server answered with
+     * an error status (`PUSHER_HTTP`): read `err.error?.code`. (`pusher` declares a
+     * required `Error`, which it is not at run time.)
+     */
+    error?: RequestErrorCause
     status?: number
     body?: string
 
