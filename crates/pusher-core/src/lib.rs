@@ -8,6 +8,7 @@ pub mod config;
 pub mod encryption;
 pub mod error;
 pub mod http;
+pub mod proxy;
 pub mod retry;
 pub mod signature;
 pub mod tls;

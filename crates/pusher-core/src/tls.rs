@@ -31,13 +31,13 @@ pub fn parse_ca(pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, TransportErr
   for (index, cert) in CertificateDer::pem_slice_iter(pem).enumerate() {
     let cert = cert.map_err(|e| {
       TransportError::config(format!(
-        "the ca option's PEM block {} is not valid: {e}",
+        "ca option: PEM block {} is not valid: {e}",
         index + 1
       ))
     })?;
     webpki::anchor_from_trusted_cert(&cert).map_err(|e| {
       TransportError::config(format!(
-        "the ca option's certificate {} cannot be read: {e:?}",
+        "ca option: certificate {} cannot be read: {e:?}",
         index + 1
       ))
     })?;
@@ -45,7 +45,7 @@ pub fn parse_ca(pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, TransportErr
   }
   if certs.is_empty() {
     return Err(TransportError::config(
-      "the ca option holds no PEM certificate".into(),
+      "ca option: no PEM certificate in it".into(),
     ));
   }
   Ok(certs)
@@ -182,7 +182,7 @@ AIc7UEs6hSQTqmqOSVX86JDi5yzBeihze5sLzfEKXgbD
     assert!(config(Some(CA_PEM.as_bytes())).is_ok());
 
     let none = parse_ca(b"not a certificate").unwrap_err();
-    assert_eq!(none.message, "the ca option holds no PEM certificate");
+    assert_eq!(none.message, "ca option: no PEM certificate in it");
     // A certificate block whose contents are not a certificate.
     let junk = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n";
     let unreadable = parse_ca(junk.as_bytes()).unwrap_err();
