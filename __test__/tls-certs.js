@@ -47,6 +47,15 @@ ${SAN}
 [ self_signed_wrong_host ]
 basicConstraints = critical,CA:TRUE
 subjectAltName = DNS:other.example
+[ leaf_no_san ]
+basicConstraints = CA:FALSE
+[ leaf_ip_only ]
+basicConstraints = CA:FALSE
+subjectAltName = IP:127.0.0.1
+[ self_signed_ca_usage ]
+basicConstraints = critical,CA:TRUE
+keyUsage = critical,keyCertSign,cRLSign
+${SAN}
 [ self_signed_client ]
 basicConstraints = critical,CA:TRUE
 extendedKeyUsage = clientAuth
@@ -56,8 +65,9 @@ ${SAN}
 /**
  * Makes the certificates in a fresh directory. Returns `{ dir, pem(name), key(name) }`;
  * names: root, other (an unknown root), intermediate, and the server certificates
- * leaf, via-intermediate, wrong-host, expired, not-yet-valid, ca-leaf, unknown-ca,
- * self-signed, self-signed-expired, self-signed-wrong-host, self-signed-client.
+ * leaf, leaf-no-san, leaf-ip-only, via-intermediate, wrong-host, expired, not-yet-valid,
+ * ca-leaf, unknown-ca, self-signed, self-signed-no-san, self-signed-expired,
+ * self-signed-wrong-host, self-signed-ca-usage, self-signed-client.
  */
 function makeTlsCerts() {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "pusher-native-tls-"))
@@ -92,6 +102,12 @@ function makeTlsCerts() {
   // The usual way: `openssl req -x509`, which marks the certificate CA:TRUE.
   keyFor("self-signed")
   run("req", "-x509", "-key", "self-signed.key", "-out", "self-signed.pem", "-days", "2", "-subj", "/CN=localhost", "-addext", SAN)
+  // The shortest usual way: no subjectAltName, the host name in the subject's CN only.
+  keyFor("self-signed-no-san")
+  run("req", "-x509", "-key", "self-signed-no-san.key", "-out", "self-signed-no-san.pem", "-days", "2", "-subj", "/CN=localhost")
+  certificate("leaf-no-san", "localhost", "root", "leaf_no_san")
+  certificate("leaf-ip-only", "localhost", "root", "leaf_ip_only")
+  certificate("self-signed-ca-usage", "localhost", null, "self_signed_ca_usage")
   certificate("self-signed-expired", "localhost", null, "self_signed", PAST)
   certificate("self-signed-wrong-host", "localhost", null, "self_signed_wrong_host")
   certificate("self-signed-client", "localhost", null, "self_signed_client")

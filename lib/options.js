@@ -95,7 +95,8 @@ function checkTransportSetting() {
 function maxAgeOption(maxAgeMs) {
   if (maxAgeMs == null) return undefined
   if (typeof maxAgeMs !== "number" || Number.isNaN(maxAgeMs)) {
-    throw invalidOption(`Invalid maxAgeMs: expected a number of milliseconds, got ${typeof maxAgeMs === "string" ? JSON.stringify(maxAgeMs) : typeof maxAgeMs}`)
+    const got = typeof maxAgeMs === "string" ? JSON.stringify(maxAgeMs) : typeof maxAgeMs === "number" ? "NaN" : typeof maxAgeMs
+    throw invalidOption(`Invalid maxAgeMs: expected a number of milliseconds, got ${got}`)
   }
   if (maxAgeMs < 0) throw invalidOption(`Invalid maxAgeMs: ${maxAgeMs} is negative`, RangeError)
   return maxAgeMs

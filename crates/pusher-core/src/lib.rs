@@ -12,6 +12,7 @@ pub mod proxy;
 pub mod retry;
 pub mod signature;
 pub mod tls;
+pub mod tls_cert;
 pub mod tls_verdict;
 pub mod transport;
 pub mod validate;

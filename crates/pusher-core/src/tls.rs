@@ -3,7 +3,7 @@
 //! webpki as Node's OpenSSL would verify it (see [`NodeVerifier`]).
 
 use crate::error::TransportError;
-use crate::tls_verdict;
+use crate::{tls_cert, tls_verdict};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::WebPkiServerVerifier;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
@@ -100,6 +100,24 @@ impl NodeVerifier {
   }
 }
 
+/// Node's `checkServerIdentity` matches a host name against the subject's common name
+/// when the certificate names no DNS host in `subjectAltName` (webpki never does).
+fn common_name_fallback(
+  end_entity: &CertificateDer<'_>,
+  server_name: &ServerName<'_>,
+) -> Option<ServerCertVerified> {
+  let ServerName::DnsName(host) = server_name else {
+    return None;
+  };
+  let facts = tls_cert::facts(end_entity)?;
+  let matched = !facts.has_dns_names
+    && facts
+      .common_names
+      .iter()
+      .any(|cn| tls_cert::host_matches(host.as_ref(), cn));
+  matched.then(ServerCertVerified::assertion)
+}
+
 impl ServerCertVerifier for NodeVerifier {
   fn verify_server_cert(
     &self,
@@ -124,11 +142,22 @@ impl ServerCertVerifier for NodeVerifier {
     let explain = |err| tls_verdict::explain(err, end_entity, intermediates, &trust, server_name);
     if tls_verdict::is_ca_used_as_end_entity(&err) && self.trusts_exactly(end_entity) {
       // webpki checks a certificate's validity period before its basic constraints, so
-      // this verdict already says the certificate is valid at `now`; what it has not
-      // checked yet is the name, and the chain is the certificate itself.
+      // this verdict already says the certificate is valid at `now`; the chain is the
+      // certificate itself. Left to check: its purpose (which webpki would have checked
+      // next) and the name.
+      let purpose = tls_cert::facts(end_entity).is_some_and(|f| f.server_purpose);
+      if !purpose {
+        return Err(tls_verdict::refuse("INVALID_PURPOSE", err));
+      }
       let cert = rustls::server::ParsedCertificate::try_from(end_entity)?;
-      rustls::client::verify_server_name(&cert, server_name).map_err(explain)?;
-      return Ok(ServerCertVerified::assertion());
+      return match rustls::client::verify_server_name(&cert, server_name) {
+        Ok(()) => Ok(ServerCertVerified::assertion()),
+        Err(name) => common_name_fallback(end_entity, server_name).ok_or_else(|| explain(name)),
+      };
+    }
+    if tls_verdict::is_name_mismatch(&err) {
+      // rustls checks the name last: everything else about the chain holds.
+      return common_name_fallback(end_entity, server_name).ok_or_else(|| explain(err));
     }
     Err(explain(err))
   }
@@ -194,6 +223,19 @@ AIc7UEs6hSQTqmqOSVX86JDi5yzBeihze5sLzfEKXgbD
     // One good certificate does not excuse a broken one beside it.
     assert!(parse_ca(format!("{CA_PEM}{junk}").as_bytes()).is_err());
     assert!(config(Some(junk.as_bytes())).is_err());
+  }
+
+  #[test]
+  fn what_node_reads_from_a_certificate() {
+    let der = parse_ca(CA_PEM.as_bytes()).unwrap().remove(0);
+    let facts = tls_cert::facts(der.as_ref()).unwrap();
+    assert_eq!(facts.common_names, ["pusher-native ca fixture"]);
+    assert!(!facts.has_dns_names && facts.alt_names.is_empty() && facts.ips.is_empty());
+    assert!(
+      facts.server_purpose,
+      "no extendedKeyUsage or keyUsage: any purpose"
+    );
+    assert!(tls_cert::facts(b"not DER").is_none());
   }
 
   #[test]

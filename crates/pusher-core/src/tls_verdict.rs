@@ -167,7 +167,7 @@ fn anchored_verdict(
     C::NotValidYet | C::NotValidYetContext { .. } => openssl("CERT_NOT_YET_VALID"),
     C::NotValidForName | C::NotValidForNameContext { .. } => (
       "ERR_TLS_CERT_ALTNAME_INVALID",
-      altname_reason(end_entity, server_name, cert_err),
+      altname_reason(end_entity, server_name),
     ),
     C::Revoked => openssl("CERT_REVOKED"),
     C::BadSignature => openssl("CERT_SIGNATURE_FAILURE"),
@@ -200,43 +200,49 @@ fn openssl(code: &'static str) -> (&'static str, String) {
   (code, reason.to_string())
 }
 
-/// `checkServerIdentity`'s message: `Hostname/IP does not match certificate's altnames:
-/// Host: <name>. is not in the cert's altnames: DNS:<a>, DNS:<b>` (or `IP: <ip> is not
-/// in the cert's list: …`).
-fn altname_reason(
-  end_entity: &CertificateDer<'_>,
-  server_name: &ServerName<'_>,
-  err: &CertificateError,
-) -> String {
+/// `checkServerIdentity`'s message for a certificate that does not name the host.
+fn altname_reason(end_entity: &CertificateDer<'_>, server_name: &ServerName<'_>) -> String {
   let head = "Hostname/IP does not match certificate's altnames";
+  let facts = crate::tls_cert::facts(end_entity).unwrap_or_default();
   match server_name {
-    ServerName::DnsName(name) => {
-      let dns: Vec<String> = webpki::EndEntityCert::try_from(end_entity)
-        .map(|cert| cert.valid_dns_names().map(|n| format!("DNS:{n}")).collect())
-        .unwrap_or_default();
-      format!(
-        "{head}: Host: {}. is not in the cert's altnames: {}",
-        name.as_ref(),
-        dns.join(", ")
-      )
-    }
-    ServerName::IpAddress(ip) => {
-      let ips: Vec<String> = match err {
-        CertificateError::NotValidForNameContext { presented, .. } => presented
-          .iter()
-          .filter(|p| p.starts_with("IpAddress"))
-          .cloned()
-          .collect(),
-        _ => Vec::new(),
-      };
-      let ip = std::net::IpAddr::from(*ip);
-      format!(
-        "{head}: IP: {ip} is not in the cert's list: {}",
-        ips.join(", ")
-      )
-    }
-    _ => format!("{head}: {err}"),
+    ServerName::DnsName(name) if facts.has_dns_names => format!(
+      "{head}: Host: {}. is not in the cert's altnames: {}",
+      name.as_ref(),
+      facts.alt_names.join(", ")
+    ),
+    ServerName::DnsName(name) if !facts.common_names.is_empty() => format!(
+      "{head}: Host: {}. is not cert's CN: {}",
+      name.as_ref(),
+      facts.common_names.join(",")
+    ),
+    ServerName::DnsName(_) => format!("{head}: Cert does not contain a DNS name"),
+    ServerName::IpAddress(ip) => format!(
+      "{head}: IP: {} is not in the cert's list: {}",
+      std::net::IpAddr::from(*ip),
+      facts.ips.join(", ")
+    ),
+    _ => format!("{head}: Unknown reason"),
   }
+}
+
+/// A refusal with Node's `code` (and OpenSSL's reason for it), webpki's verdict kept.
+pub fn refuse(code: &'static str, webpki: rustls::Error) -> rustls::Error {
+  let (code, reason) = openssl(code);
+  rustls::Error::InvalidCertificate(CertificateError::Other(OtherError(Arc::new(NodeVerdict {
+    code,
+    reason,
+    webpki,
+  }))))
+}
+
+/// Whether rustls's verdict is a host-name mismatch.
+pub fn is_name_mismatch(err: &rustls::Error) -> bool {
+  matches!(
+    err,
+    rustls::Error::InvalidCertificate(
+      CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. }
+    )
+  )
 }
 
 /// Node's code and reason for a TLS failure: the [`NodeVerdict`] inside, or rustls's
