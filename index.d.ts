@@ -80,7 +80,8 @@ declare class Pusher {
   flush(): Promise<void>
 
   /**
-   * Checks a webhook request without ever throwing: content type, key, signature
+   * Checks a webhook request, never throwing for the request itself (only for an unusable
+   * `maxAgeMs`): content type, key, signature
    * (constant time), body and, with `maxAgeMs`, freshness. Events on
    * `private-encrypted-` channels come back decrypted.
    */
@@ -137,9 +138,17 @@ declare namespace Pusher {
 
     // ---- beyond pusher (all opt-in) ----
 
-    /** Sends every request through this proxy, e.g. `"http://proxy:3128"`. */
+    /**
+     * Sends every request through this proxy, e.g. `"http://proxy:3128"`. pusher's README
+     * placeholder `"HTTP_PROXY_URL"` is ignored; anything else that is not an http(s) URL
+     * makes the constructor throw (`code: "PUSHER_INVALID_OPTION"`).
+     */
     proxy?: string
-    /** Extra trusted certificates (PEM), besides Mozilla's roots and NODE_EXTRA_CA_CERTS. */
+    /**
+     * Extra trusted certificates (PEM), besides Mozilla's roots and NODE_EXTRA_CA_CERTS; a
+     * self-signed server certificate given here is accepted. One without a readable
+     * certificate makes the constructor throw (`code: "PUSHER_INVALID_OPTION"`).
+     */
     ca?: string | Buffer | Array<string | Buffer>
     /** Retries with jittered exponential backoff; see the README for what is retried. */
     retry?: boolean | RetryOptions
@@ -326,7 +335,11 @@ declare namespace Pusher {
 
   /** Beyond pusher. */
   export interface VerifyWebhookOptions {
-    /** Rejects (`reason: "stale"`) a webhook whose `time_ms` is further away than this. */
+    /**
+     * Rejects (`reason: "stale"`) a webhook whose `time_ms` is further away than this many
+     * milliseconds. Not a number, or negative: `verifyWebhook` throws
+     * (`code: "PUSHER_INVALID_OPTION"`).
+     */
     maxAgeMs?: number
     /** Other keys and secrets to accept, e.g. during a key rotation. */
     extraTokens?: Token | Array<Token>
