@@ -60,6 +60,18 @@ test("a proxy that cannot be used is refused; pusher's README placeholder is sti
   }
 })
 
+test("an agent whose proxy cannot be used (socks) is refused; http(s) proxy agents and plain agents are accepted", () => {
+  const socksLike = Object.assign(new (require("node:http").Agent)(), { proxy: { host: "127.0.0.1", port: 1080, type: 5 } })
+  const e = thrown(() => new Pusher({ ...BASE, agent: socksLike }))
+  assert.equal(e.code, "PUSHER_INVALID_OPTION")
+  assert.match(e.message, /socks5/)
+  const socksUrl = Object.assign(new (require("node:http").Agent)(), { proxy: new URL("socks5://u:secret@127.0.0.1:1080") })
+  assert.doesNotMatch(thrown(() => new Pusher({ ...BASE, agent: socksUrl })).message, /secret/)
+  for (const agent of [new HttpProxyAgent("http://127.0.0.1:3128"), new HttpsProxyAgent("http://127.0.0.1:3128"), new (require("node:https").Agent)()]) {
+    new Pusher({ ...BASE, agent })
+  }
+})
+
 test("PUSHER_NATIVE_TRANSPORT with an unknown value is refused, not ignored", async () => {
   const code = `
     const Pusher = require(${JSON.stringify(ROOT)})

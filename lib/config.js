@@ -2,7 +2,7 @@
 const { inspect } = require("util")
 const native = require("./native")
 const Token = require("./token")
-const { proxyOption, caOption, checkTransportSetting } = require("./options")
+const { proxyOption, checkAgentProxy, caOption, checkTransportSetting } = require("./options")
 
 // Options that `pusher` does not have, kept off the config's own fields so that
 // `pusher.config` looks exactly like upstream's.
@@ -72,6 +72,7 @@ function PusherConfig(rawOptions) {
     this.host = "api.pusherapp.com"
   }
   checkTransportSetting()
+  checkAgentProxy(this.agent)
   extras.set(this, readExtras(options))
 }
 

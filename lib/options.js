@@ -2,7 +2,7 @@
 // The opt-in options (beyond `pusher`) that are checked when a `Pusher` is constructed,
 // and the codes of the errors this library throws itself (README, "Error codes"):
 // - PUSHER_INVALID_OPTION: an option or setting that cannot be used as given (`ca`,
-//   `proxy`, `PUSHER_NATIVE_TRANSPORT`, `verifyWebhook`'s `maxAgeMs`);
+//   `proxy`, an `agent`'s proxy, `PUSHER_NATIVE_TRANSPORT`, `verifyWebhook`'s `maxAgeMs`);
 // - PUSHER_LIMIT_EXCEEDED: a `limits` check refused an event, a batch or a channel list;
 // - PUSHER_INVALID_QUERY: the typed queries (`channels()`, `channel()`, `users()`) were
 //   asked something the API would refuse.
@@ -62,6 +62,32 @@ function proxyOption(value) {
   return url.href
 }
 
+/**
+ * An `agent` carrying a proxy (https-proxy-agent, http-proxy-agent: `agent.proxy` is its
+ * URL) is honoured as the `proxy` option; one whose proxy is not an http(s) URL (a
+ * socks-proxy-agent) is refused rather than silently bypassed. Other agents: ignored.
+ */
+function checkAgentProxy(agent) {
+  let proxy
+  try {
+    proxy = agent && agent.proxy
+  } catch (e) {
+    return // an agent whose `proxy` cannot be read is used as `pusher` uses any agent: as is
+  }
+  if (!proxy) return
+  const text = proxy instanceof URL ? proxy.href : typeof proxy.href === "string" ? proxy.href : proxy
+  if (typeof text !== "string") {
+    const kind = typeof proxy.type === "number" ? ` (socks${proxy.type})` : ""
+    throw invalidOption(`Unsupported agent: its proxy${kind} is not an http:// or https:// proxy, the only kind pusher-native can send through`)
+  }
+  try {
+    proxyOption(text)
+  } catch (e) {
+    e.message = e.message.replace(/^(Invalid|Unsupported) proxy/, "$1 agent proxy")
+    throw e
+  }
+}
+
 /** The `ca` option as one PEM Buffer, or undefined; throws when it holds no usable certificate. */
 function caOption(ca) {
   if (ca == null) return undefined
@@ -105,4 +131,4 @@ function maxAgeOption(maxAgeMs) {
 const limitExceeded = (message) => codedError("PUSHER_LIMIT_EXCEEDED", message)
 const invalidQuery = (message) => codedError("PUSHER_INVALID_QUERY", message)
 
-module.exports = { proxyOption, caOption, checkTransportSetting, maxAgeOption, limitExceeded, invalidQuery }
+module.exports = { proxyOption, checkAgentProxy, caOption, checkTransportSetting, maxAgeOption, limitExceeded, invalidQuery }
