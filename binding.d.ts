@@ -27,6 +27,12 @@ export declare class Client {
 
 export declare function batchSizeError(size: number, limit: number): string | null
 
+/**
+ * Why `pem` cannot serve as the `ca` option (no certificate, a broken PEM block, a
+ * certificate that cannot be read), or null when every certificate in it can.
+ */
+export declare function caError(pem: Buffer): string | null
+
 export declare function channelCountError(count: number, limit: number): string | null
 
 /** SHA-256(channel ‖ master key): the channel's `shared_secret`. */

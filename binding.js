@@ -837,6 +837,7 @@ module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __n
 module.exports = nativeBinding
 module.exports.Client = nativeBinding.Client
 module.exports.batchSizeError = nativeBinding.batchSizeError
+module.exports.caError = nativeBinding.caError
 module.exports.channelCountError = nativeBinding.channelCountError
 module.exports.channelSharedSecret = nativeBinding.channelSharedSecret
 module.exports.decryptForChannel = nativeBinding.decryptForChannel

@@ -80,7 +80,8 @@ declare class Pusher {
   flush(): Promise<void>
 
   /**
-   * Checks a webhook request without ever throwing: content type, key, signature
+   * Checks a webhook request, never throwing for the request itself (only for an unusable
+   * `maxAgeMs`): content type, key, signature
    * (constant time), body and, with `maxAgeMs`, freshness. Events on
    * `private-encrypted-` channels come back decrypted.
    */
@@ -137,9 +138,17 @@ declare namespace Pusher {
 
     // ---- beyond pusher (all opt-in) ----
 
-    /** Sends every request through this proxy, e.g. `"http://proxy:3128"`. */
+    /**
+     * Sends every request through this proxy, e.g. `"http://proxy:3128"`. pusher's README
+     * placeholder `"HTTP_PROXY_URL"` is ignored; anything else that is not an http(s) URL
+     * makes the constructor throw (`code: "PUSHER_INVALID_OPTION"`).
+     */
     proxy?: string
-    /** Extra trusted certificates (PEM), besides Mozilla's roots and NODE_EXTRA_CA_CERTS. */
+    /**
+     * Extra trusted certificates (PEM), besides Mozilla's roots and NODE_EXTRA_CA_CERTS; a
+     * self-signed server certificate given here is accepted. One without a readable
+     * certificate makes the constructor throw (`code: "PUSHER_INVALID_OPTION"`).
+     */
     ca?: string | Buffer | Array<string | Buffer>
     /** Retries with jittered exponential backoff; see the README for what is retried. */
     retry?: boolean | RetryOptions
@@ -326,7 +335,11 @@ declare namespace Pusher {
 
   /** Beyond pusher. */
   export interface VerifyWebhookOptions {
-    /** Rejects (`reason: "stale"`) a webhook whose `time_ms` is further away than this. */
+    /**
+     * Rejects (`reason: "stale"`) a webhook whose `time_ms` is further away than this many
+     * milliseconds. Not a number, or negative: `verifyWebhook` throws
+     * (`code: "PUSHER_INVALID_OPTION"`).
+     */
     maxAgeMs?: number
     /** Other keys and secrets to accept, e.g. during a key rotation. */
     extraTokens?: Token | Array<Token>
@@ -399,6 +412,41 @@ declare namespace Pusher {
     users: Array<PresenceUser>
   }
 
+  /**
+   * node-fetch v2's `FetchError`, as `RequestError.error` of a failure without a
+   * response (its enumerable fields: `message`, `type`, then `errno` and `code`).
+   */
+  export interface FetchError extends Error {
+    name: "FetchError"
+    /** node-fetch's type: `"system"` for network and TLS failures, `"max-redirect"`, … */
+    type: string
+    /**
+     * The OS-style or TLS code, as Node reports it: `ECONNREFUSED`, `ECONNRESET`,
+     * `ENOTFOUND`, `DEPTH_ZERO_SELF_SIGNED_CERT`, `CERT_HAS_EXPIRED`, … (node-fetch sets
+     * it for system errors; pusher-native on every one).
+     */
+    code?: string
+    /** The same as `code` for a system error (node-fetch's field). */
+    errno?: string
+  }
+
+  /** node-fetch v2's `AbortError`, as `RequestError.error` of a timeout. */
+  export interface AbortError extends Error {
+    name: "AbortError"
+    type: "aborted"
+    /** Beyond node-fetch: `"ETIMEDOUT"`. */
+    code?: string
+  }
+
+  /** A request URL that cannot be used: a `TypeError` with Node's `ERR_INVALID_URL`. */
+  export interface InvalidUrlError extends TypeError {
+    name: "TypeError"
+    code?: string
+  }
+
+  /** What `RequestError.error` holds when no response arrived. */
+  export type RequestErrorCause = FetchError | AbortError | InvalidUrlError
+
   /** Beyond pusher: `RequestError.code`. */
   export type RequestErrorCode =
     | "PUSHER_HTTP"
@@ -416,8 +464,13 @@ declare namespace Pusher {
     )
     /** The request URL, signature included (never the secret). */
     url: string
-    /** The network failure; undefined when the server answered with an error status. */
-    error: Error
+    /**
+     * Why no response arrived: node-fetch's `FetchError` (network and TLS failures) or
+     * `AbortError` (a timeout), each with `code`. Undefined when the server answered with
+     * an error status (`PUSHER_HTTP`): read `err.error?.code`. (`pusher` declares a
+     * required `Error`, which it is not at run time.)
+     */
+    error?: RequestErrorCause
     status?: number
     body?: string
 

@@ -55,12 +55,17 @@ test("the seeded cases are deterministic", () => {
   assert.deepStrictEqual(first, second)
 })
 
-test("verifyWebhook (pusher-native only) never throws, whatever it is given", () => {
+test("verifyWebhook (pusher-native only) never throws for a request, whatever it is given; an unusable maxAgeMs throws its code", () => {
   const p = new Pusher({ appId: "1", key: "key", secret: "secret", encryptionMasterKeyBase64: Buffer.alloc(32, 1).toString("base64") })
   const values = Object.keys(fuzz.POOL).map((name) => fuzz.POOL[name])
+  const usable = (ms) => ms == null || (typeof ms === "number" && ms >= 0)
   for (const make of values) {
     for (const request of [make(), { headers: make(), rawBody: make() }, { headers: { "x-pusher-key": make(), "x-pusher-signature": make(), "content-type": make() }, body: make() }]) {
-      const result = p.verifyWebhook(request, { extraTokens: make(), maxAgeMs: make() })
+      const maxAgeMs = make()
+      if (!usable(maxAgeMs)) {
+        assert.throws(() => p.verifyWebhook(request, { extraTokens: make(), maxAgeMs }), { code: "PUSHER_INVALID_OPTION" })
+      }
+      const result = p.verifyWebhook(request, { extraTokens: make(), maxAgeMs: usable(maxAgeMs) ? maxAgeMs : undefined })
       assert.equal(result.valid, false)
       assert.equal(typeof result.reason, "string")
       assert.ok(Array.isArray(result.events))

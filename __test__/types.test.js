@@ -124,3 +124,38 @@ test("typings: package.json points both module systems at their typings", () => 
     assert.ok(fs.existsSync(path.join(root, f)), f)
   }
 })
+
+// The README's JavaScript snippets (Usage, Beyond `pusher`), each in a function of its
+// own, must compile as TypeScript against the typings, with the names they take for
+// granted declared once. A snippet that stops compiling is a README that misleads.
+const README_PRELUDE = `import Pusher = require("pusher-native")
+declare const pusher: Pusher
+declare const socketId: string
+declare const data: unknown
+declare const key: string
+declare const secret: string
+declare const err: unknown
+declare const app: { post(path: string, ...handlers: Array<(req: any, res: any) => unknown>): void }
+declare const express: { text(options: object): (req: any, res: any) => void }
+`
+
+function readmeSnippets() {
+  const readme = fs.readFileSync(path.join(root, "README.md"), "utf8")
+  const part = readme.slice(readme.indexOf("\n## Usage"), readme.indexOf("\n## Deliberately different"))
+  return [...part.matchAll(/```(?:js|ts)\n([\s\S]*?)```/g)].map((m) => m[1])
+}
+
+test("typings: the README's snippets compile", async (t) => {
+  const snippets = readmeSnippets()
+  assert.ok(snippets.length >= 8, `found ${snippets.length} snippets`)
+  const dir = fs.mkdtempSync(path.join(typesDir, ".readme-"))
+  t.after(() => fs.rmSync(dir, { recursive: true, force: true }))
+  const body = snippets
+    .map((code, i) => code.replace(/^const Pusher = require\("pusher-native"\)$/m, "// (imported above)"))
+    .map((code, i) => `export async function snippet${i + 1}() {\n${code}}\n`)
+  fs.writeFileSync(path.join(dir, "readme.ts"), README_PRELUDE + body.join("\n"))
+  fs.writeFileSync(path.join(dir, "tsconfig.json"), JSON.stringify({ extends: "../tsconfig.json", files: ["readme.ts"] }))
+  const run = await typecheck(dir, t)
+  assert.deepStrictEqual(run.diagnostics.map((d) => d.text), [], "README snippets:\n" + body.join("\n"))
+  assert.strictEqual(run.status, 0, run.stdout + run.stderr)
+})

@@ -2,6 +2,7 @@
 const { inspect } = require("util")
 const native = require("./native")
 const Token = require("./token")
+const { proxyOption, checkAgentProxy, caOption, checkTransportSetting } = require("./options")
 
 // Options that `pusher` does not have, kept off the config's own fields so that
 // `pusher.config` looks exactly like upstream's.
@@ -70,6 +71,8 @@ function PusherConfig(rawOptions) {
   } else {
     this.host = "api.pusherapp.com"
   }
+  checkTransportSetting()
+  checkAgentProxy(this.agent)
   extras.set(this, readExtras(options))
 }
 
@@ -104,8 +107,8 @@ Object.defineProperty(PusherConfig.prototype, "toJSON", {
 
 function readExtras(options) {
   return {
-    proxy: options.proxy,
-    ca: options.ca,
+    proxy: proxyOption(options.proxy),
+    ca: caOption(options.ca),
     retry: options.retry,
     limits: options.limits,
     autoChunk: options.autoChunk === true,

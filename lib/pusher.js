@@ -9,6 +9,7 @@ const validate = require("./validate")
 const requests = require("./request")
 const chunked = require("./chunked")
 const queries = require("./queries")
+const { limitExceeded } = require("./options")
 
 const { extrasOf } = PusherConfig
 const DEFAULT_LIMITS = native.defaultLimits()
@@ -256,7 +257,7 @@ function checkEventSize(limits, name, data) {
 }
 
 function throwIf(message) {
-  if (message != null) throw new Error(message)
+  if (message != null) throw limitExceeded(message)
 }
 
 module.exports = Pusher

@@ -5,6 +5,7 @@
 // `get` sees it), and resolves with what `response.json()` gives.
 
 const validate = require("./validate")
+const { invalidQuery } = require("./options")
 
 const ATTRIBUTES = ["user_count", "subscription_count"]
 const ALLOWED = ATTRIBUTES.join(", ")
@@ -23,10 +24,10 @@ function shown(value) {
 function optionsOf(options, allowed) {
   if (options === undefined || options === null) return {}
   if (typeof options !== "object" || Array.isArray(options)) {
-    throw new Error(`Invalid options: '${shown(options)}' (expected an object with ${allowed.join(", ")})`)
+    throw invalidQuery(`Invalid options: '${shown(options)}' (expected an object with ${allowed.join(", ")})`)
   }
   for (const key of Object.keys(options)) {
-    if (!allowed.includes(key)) throw new Error(`Unknown option '${key}' (allowed: ${allowed.join(", ")})`)
+    if (!allowed.includes(key)) throw invalidQuery(`Unknown option '${key}' (allowed: ${allowed.join(", ")})`)
   }
   return options
 }
@@ -37,13 +38,13 @@ function infoOf(info) {
   let items
   if (typeof info === "string") items = info.split(",")
   else if (Array.isArray(info)) items = info
-  else throw new Error(`Invalid info: '${shown(info)}' (expected an array or a comma-separated string of ${ALLOWED})`)
+  else throw invalidQuery(`Invalid info: '${shown(info)}' (expected an array or a comma-separated string of ${ALLOWED})`)
   const list = []
   for (const item of items) {
     const name = typeof item === "string" ? item.trim() : item
     // Empty entries ("", or "user_count,") ask for nothing.
     if (name === "" && typeof info === "string") continue
-    if (!ATTRIBUTES.includes(name)) throw new Error(`Invalid info attribute: '${shown(item)}' (allowed: ${ALLOWED})`)
+    if (!ATTRIBUTES.includes(name)) throw invalidQuery(`Invalid info attribute: '${shown(item)}' (allowed: ${ALLOWED})`)
     if (!list.includes(name)) list.push(name)
   }
   return list.length === 0 ? undefined : list.join(",")
@@ -52,9 +53,18 @@ function infoOf(info) {
 function prefixOf(prefix) {
   if (prefix === undefined || prefix === null) return undefined
   if (typeof prefix !== "string" || prefix === "" || prefix.length > 200 || INVALID_CHANNEL_CHAR.test(prefix)) {
-    throw new Error(`Invalid channel prefix: '${shown(prefix)}'`)
+    throw invalidQuery(`Invalid channel prefix: '${shown(prefix)}'`)
   }
   return prefix
+}
+
+/** `pusher`'s channel-name check and message, with this module's code. */
+function checkChannel(name) {
+  try {
+    validate.channel(name)
+  } catch (e) {
+    throw invalidQuery(e.message)
+  }
 }
 
 const wantsUserCount = (info) => info !== undefined && info.split(",").includes("user_count")
@@ -66,7 +76,7 @@ function channels(options) {
   const prefix = prefixOf(filterByPrefix)
   const list = infoOf(info)
   if (wantsUserCount(list) && !(prefix !== undefined && prefix.startsWith(PRESENCE))) {
-    throw new Error(
+    throw invalidQuery(
       `user_count needs filterByPrefix to start with '${PRESENCE}' (the API answers 400 when the query is not limited to presence channels)`
     )
   }
@@ -78,20 +88,20 @@ function channels(options) {
 
 /** `GET /channels/<name>`: `{ occupied, user_count?, subscription_count? }`. */
 function channel(name, options) {
-  validate.channel(name)
+  checkChannel(name)
   const { info } = optionsOf(options, ["info"])
   const list = infoOf(info)
   if (wantsUserCount(list) && !name.startsWith(PRESENCE)) {
-    throw new Error(`user_count is only available for presence channels, not '${name}' (the API answers 400)`)
+    throw invalidQuery(`user_count is only available for presence channels, not '${name}' (the API answers 400)`)
   }
   return this.get(requestFor("/channels/" + name, list === undefined ? {} : { info: list })).then(json)
 }
 
 /** `GET /channels/<name>/users`: `{ users: [{ id }] }`, presence channels only. */
 function users(name) {
-  validate.channel(name)
+  checkChannel(name)
   if (!name.startsWith(PRESENCE)) {
-    throw new Error(`users() needs a presence channel, not '${name}' (the API answers 400 for others)`)
+    throw invalidQuery(`users() needs a presence channel, not '${name}' (the API answers 400 for others)`)
   }
   return this.get({ path: "/channels/" + name + "/users" }).then(json)
 }

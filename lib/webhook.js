@@ -2,6 +2,7 @@
 const native = require("./native")
 const { WebHookError } = require("./errors")
 const Token = require("./token")
+const { maxAgeOption } = require("./options")
 
 /** `pusher.webhook(request)`: upstream's WebHook, with the signature checked in Rust. */
 function WebHook(token, request) {
@@ -98,14 +99,18 @@ function decryptEvents(events, masterKey) {
 }
 
 /**
- * Checks a webhook request: `{ valid, reason?, events, time }`. Never throws.
- * Reasons: content-type, missing-signature, unknown-key, invalid-signature, invalid-body,
- * stale, no-master-key, decryption-failed.
+ * Checks a webhook request: `{ valid, reason?, events, time }`. Never throws for any
+ * request; an unusable `maxAgeMs` throws (PUSHER_INVALID_OPTION). Reasons: content-type,
+ * missing-signature, unknown-key, invalid-signature, invalid-body, stale, no-master-key,
+ * decryption-failed, invalid-request.
  */
 function verifyWebhook(config, request, options) {
+  // Options are the caller's code, not the request: an unusable one throws.
+  const maxAgeMs = maxAgeOption(options == null ? undefined : options.maxAgeMs)
   try {
     const opts = options || {}
-    const headers = request && request.headers
+    if (request === null || typeof request !== "object") return rejected("invalid-request")
+    const headers = request.headers
     const contentType = first(header(headers, "content-type"))
     if (typeof contentType !== "string" || !native.isJsonMediaType(contentType)) return rejected("content-type")
     const key = first(header(headers, "x-pusher-key"))
@@ -130,9 +135,9 @@ function verifyWebhook(config, request, options) {
       return rejected("invalid-body")
     }
     if (!data || typeof data !== "object" || !Array.isArray(data.events)) return rejected("invalid-body")
-    if (opts.maxAgeMs != null) {
+    if (maxAgeMs !== undefined) {
       const age = Math.abs(Date.now() - Number(data.time_ms))
-      if (!(age <= Number(opts.maxAgeMs))) return rejected("stale")
+      if (!(age <= maxAgeMs)) return rejected("stale")
     }
     const failed = decryptEvents(data.events, config.encryptionMasterKey)
     if (failed) return rejected(failed)

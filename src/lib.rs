@@ -3,6 +3,7 @@
 #![deny(clippy::all)]
 
 // `pub` keeps the #[napi] items reachable (and warning-free) under `cargo test`.
+pub mod ca;
 pub mod client;
 pub mod crypto;
 pub mod deliver;

@@ -46,6 +46,8 @@ impl TokioTransport {
       let http = this.http.get();
       let (result, attempts) =
         transport::send_with_retry(&http, &request, this.retry.as_ref()).await;
+      let result =
+        result.map_err(|e| pusher_core::proxy::blame_proxy(e, &request.url, this.http.proxy()));
       if let Err(e) = &result {
         if pusher_core::http::response::is_framing_code(e.code) {
           this.http.renew();

@@ -317,7 +317,18 @@ async function errors() {
       const url: string = err.url
       const status: number | undefined = err.status
       const body: string | undefined = err.body
-      const cause: Error = err.error
+      const cause: Error | undefined = err.error
+      const causeCode: string | undefined = err.error?.code
+      if (err.error?.name === "FetchError") {
+        const type: string = err.error.type
+        const errno: string | undefined = err.error.errno
+        console.log(type, errno)
+      } else if (err.error?.name === "AbortError") {
+        const aborted: "aborted" = err.error.type
+        console.log(aborted)
+      }
+      if (err.error && "type" in err.error) console.log(err.error.type, err.error.code)
+      console.log(causeCode)
       const message: string = err.message
       const stack: string | undefined = err.stack
       const code: Pusher.RequestErrorCode | undefined = err.code

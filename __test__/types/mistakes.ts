@@ -47,6 +47,8 @@ async function misuse(err: InstanceType<typeof Pusher.RequestError>) {
   if (!verified.valid && verified.reason === "bad-signature") return // error TS2367
   pusher.verifyWebhook(req, { maxAgeMs: "5m" }) // error TS2322
   if (err.code === "ETIMEDOUT") return // error TS2367
+  err.error.code // error TS18048
+  if (err.error?.name === "AbortError" && err.error.type === "system") return // error TS2367
   const attempts: number = err.attempts // error TS2322
   const one = await pusher.channel("presence-room", { info: "user_count" })
   one.channels // error TS2339

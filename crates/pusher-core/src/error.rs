@@ -296,18 +296,10 @@ fn io_cause(e: &io::Error, url: &str) -> Option<(FailureKind, &'static str, Stri
   Some((FailureKind::Network, code, reason))
 }
 
+/// Node's code and reason for the same TLS failure (see `crate::tls_verdict`).
 fn tls_cause(e: &rustls::Error) -> (FailureKind, &'static str, String) {
-  use rustls::CertificateError as C;
-  let code = match e {
-    rustls::Error::InvalidCertificate(C::UnknownIssuer) => "UNABLE_TO_VERIFY_LEAF_SIGNATURE",
-    rustls::Error::InvalidCertificate(C::Expired | C::ExpiredContext { .. }) => "CERT_HAS_EXPIRED",
-    rustls::Error::InvalidCertificate(C::NotValidForName | C::NotValidForNameContext { .. }) => {
-      "ERR_TLS_CERT_ALTNAME_INVALID"
-    }
-    rustls::Error::InvalidCertificate(_) => "ERR_TLS_CERT_INVALID",
-    _ => "EPROTO",
-  };
-  (FailureKind::Tls, code, format!("TLS handshake failed: {e}"))
+  let (code, reason) = crate::tls_verdict::node_code(e);
+  (FailureKind::Tls, code, reason)
 }
 
 #[cfg(unix)]

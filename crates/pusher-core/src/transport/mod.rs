@@ -88,6 +88,11 @@ impl SharedClient {
       .clone()
   }
 
+  /// The proxy every request goes through, if any.
+  pub fn proxy(&self) -> Option<&str> {
+    self.options.proxy.as_deref()
+  }
+
   /// A new pool for later requests; the old one goes with its last request.
   pub fn renew(&self) {
     if let Ok(client) = build_client(&self.options) {
