@@ -10,7 +10,6 @@ const test = require("node:test")
 const assert = require("node:assert/strict")
 const fs = require("node:fs")
 const http = require("node:http")
-const dns = require("node:dns")
 const { spawn } = require("node:child_process")
 const { AsyncLocalStorage } = require("node:async_hooks")
 const diagnostics = require("node:diagnostics_channel")
@@ -213,23 +212,30 @@ async function dualStack() {
   }
 }
 
-test(`8. Happy Eyeballs: a black-holed first address does not cost the timeout (${TRANSPORT})`, { skip: process.platform !== "linux" && "needs Linux accept-queue behaviour", timeout: 60000 }, async () => {
-  const addresses = await dns.promises.lookup(DUAL, { all: true }).catch(() => [])
-  assert.deepEqual(
-    addresses.map((a) => a.address),
-    ["::1", "127.0.0.1"],
-    `${DUAL} must resolve to ::1 then 127.0.0.1: run scripts/test-hosts.sh (as root) to add it to /etc/hosts`
-  )
+// A mount namespace whose /etc/hosts names DUAL: the test sets up the name it needs
+// itself (no machine-wide hosts line). Needs `unshare -m` (Linux, root).
+const canUnshare = process.platform === "linux" && require("node:child_process").spawnSync("unshare", ["-m", "true"]).status === 0
+
+/** Runs node inside a private mount namespace where `file` is bind-mounted over `target`. */
+const bindMounted = (file, target) => (node, args) => ["unshare", ["-m", "sh", "-c", `mount --bind "$0" ${target} && exec "$@"`, file, node, ...args]]
+
+test(`8. Happy Eyeballs: a black-holed first address does not cost the timeout (${TRANSPORT})`, { skip: !canUnshare && "needs `unshare -m` (Linux, root) for a private /etc/hosts naming " + DUAL, timeout: 60000 }, async () => {
+  const hosts = require("node:path").join(certs.dir, "hosts")
+  const others = fs.readFileSync("/etc/hosts", "utf8").split("\n").filter((line) => !line.includes(DUAL))
+  fs.writeFileSync(hosts, `::1 ${DUAL}\n127.0.0.1 ${DUAL}\n${others.join("\n")}\n`)
   const stack = await dualStack()
   try {
     const run = await runClient(
-      `const options = { host: ARGS.host, port: ARGS.port, timeout: 10000 }
+      `const addresses = await require("node:dns").promises.lookup(ARGS.host, { all: true }).catch(() => [])
+       report(addresses.map((a) => a.address))
+       const options = { host: ARGS.host, port: ARGS.port, timeout: 10000 }
        report(await outcome(() => make(Upstream, options).trigger("c", "e", {})))
        report(await outcome(() => make(Pusher, options).trigger("c", "e", {})))`,
-      { args: { host: DUAL, port: stack.port }, killAfterMs: 25000 }
+      { args: { host: DUAL, port: stack.port }, killAfterMs: 25000, wrap: bindMounted(hosts, "/etc/hosts") }
     )
     assertSurvived(run)
-    const [upstream, ours] = run.results
+    const [addresses, upstream, ours] = run.results
+    assert.deepEqual(addresses, ["::1", "127.0.0.1"], `sanity: ${DUAL} must resolve to ::1 then 127.0.0.1`)
     assert.equal(upstream.ok, true, `sanity: pusher (Node's autoSelectFamily) should connect: ${JSON.stringify(upstream)}`)
     assert.equal(ours.ok, true, `failed after ${ours.ms} ms: ${ours.code} (pusher connected in ${upstream.ms} ms)`)
     assert.ok(ours.ms < 1500, `connected after ${ours.ms} ms (pusher: ${upstream.ms} ms)`)
@@ -241,7 +247,6 @@ test(`8. Happy Eyeballs: a black-holed first address does not cost the timeout (
 
 // A mount namespace whose resolv.conf points at 127.0.0.1, where no DNS server listens:
 // getaddrinfo answers EAI_AGAIN (a temporary failure), which is not ENOTFOUND.
-const canUnshare = process.platform === "linux" && require("node:child_process").spawnSync("unshare", ["-m", "true"]).status === 0
 
 test(`8b. a temporary DNS failure stays EAI_AGAIN and retryable, as with pusher (${TRANSPORT})`, { skip: !canUnshare && "needs `unshare -m` (Linux, root)", timeout: 60000 }, async () => {
   const resolv = require("node:path").join(certs.dir, "resolv.conf")
@@ -251,7 +256,7 @@ test(`8b. a temporary DNS failure stays EAI_AGAIN and retryable, as with pusher 
      report(await outcome(() => make(Upstream, options).trigger("c", "e", {})))
      report(await outcome(() => make(Pusher, options).trigger("c", "e", {})))
      report(await outcome(() => make(Pusher, options).get({ path: "/channels" })))`,
-    { killAfterMs: 30000, wrap: (node, args) => ["unshare", ["-m", "sh", "-c", 'mount --bind "$0" /etc/resolv.conf && exec "$@"', resolv, node, ...args]] }
+    { killAfterMs: 30000, wrap: bindMounted(resolv, "/etc/resolv.conf") }
   )
   assertSurvived(run)
   const [upstream, post, get] = run.results
