@@ -12,10 +12,14 @@ use pusher_core::transport::{self, Request};
 use reqwest::header::HeaderValue;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::Semaphore;
 
 pub struct TokioTransport {
   pub http: Arc<transport::SharedClient>,
+  /// This client's share of the connections to its origin (`maxSockets`).
+  pub sockets: Arc<Semaphore>,
   pub timeout: Option<Duration>,
+  pub max_response_size: u64,
   pub retry: Option<RetryPolicy>,
   pub library: HeaderValue,
   pub mailbox: Arc<Mailbox>,
@@ -42,10 +46,11 @@ impl TokioTransport {
         body,
         timeout: this.timeout,
         library: this.library.clone(),
+        max_response_size: this.max_response_size,
       };
       let http = this.http.get();
       let (result, attempts) =
-        transport::send_with_retry(&http, &request, this.retry.as_ref()).await;
+        transport::send_with_retry(&http, &request, this.retry.as_ref(), Some(&this.sockets)).await;
       if let Err(e) = &result {
         if pusher_core::http::response::is_framing_code(e.code) {
           this.http.renew();

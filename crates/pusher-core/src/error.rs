@@ -20,6 +20,8 @@ pub enum FailureKind {
   Redirect,
   /// Invalid options (a `ca` without certificates, a bad proxy URL).
   Config,
+  /// The response body passed `maxResponseSize` (node-fetch's `max-size`).
+  MaxSize,
 }
 
 #[derive(Debug, Clone)]
@@ -138,6 +140,16 @@ impl TransportError {
     }
   }
 
+  /// The body of the response from `url` passed `limit` bytes: node-fetch's words.
+  pub fn max_size(url: &str, limit: u64) -> Self {
+    Self {
+      kind: FailureKind::MaxSize,
+      code: "ERR_MAX_SIZE",
+      message: format!("content size at {url} over limit: {limit}"),
+      before_send: false,
+    }
+  }
+
   pub fn too_many_redirects(url: &str) -> Self {
     Self {
       kind: FailureKind::Redirect,
@@ -150,9 +162,17 @@ impl TransportError {
   /// Classifies a reqwest failure for the request to `url`.
   pub fn from_reqwest(err: &reqwest::Error, url: &str, timeout_ms: Option<u64>) -> Self {
     let connecting = err.is_connect();
+    if err.is_timeout() && connecting && timeout_ms.is_some() {
+      // The client's `connect_timeout` (set only with retries) under a caller's
+      // `timeout`: a timeout, as without retries, but one safe to retry (nothing sent).
+      return Self {
+        before_send: true,
+        ..Self::timeout(url, timeout_ms)
+      };
+    }
     if err.is_timeout() && connecting {
-      // The kernel's connect timeout, or the client's `connect_timeout` (set only when
-      // retries are on): no request byte was sent. Node reports this as a system error.
+      // The kernel's connect timeout, or the retry client's own bound without a
+      // `timeout`: no request byte was sent. Node reports this as a system error.
       return Self {
         kind: FailureKind::Network,
         code: "ETIMEDOUT",

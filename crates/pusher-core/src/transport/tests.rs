@@ -3,6 +3,8 @@
 use super::*;
 use std::io::{Read, Write};
 use std::net::TcpListener;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 
 /// A one-shot HTTP server on loopback that answers each connection with `reply`
 /// and hands back what it received.
@@ -37,6 +39,7 @@ fn request(url: String, body: Option<&str>) -> Request {
     body: body.map(|b| Bytes::copy_from_slice(b.as_bytes())),
     timeout: Some(Duration::from_secs(5)),
     library: HeaderValue::from_static("pusher-native test"),
+    max_response_size: limits::MAX_RESPONSE_SIZE_DEFAULT,
   }
 }
 
@@ -176,6 +179,7 @@ async fn retries_a_refused_post_then_gives_up() {
     &client,
     &request(format!("http://127.0.0.1:{port}/x"), Some("{}")),
     Some(&policy),
+    None,
   )
   .await;
   assert_eq!(result.unwrap_err().code, "ECONNREFUSED");
@@ -203,6 +207,7 @@ async fn a_post_answered_500_is_not_retried() {
     &client,
     &request(format!("{base}/x"), Some("{}")),
     Some(&policy),
+    None,
   )
   .await;
   assert_eq!(result.unwrap().status, 500);
@@ -241,16 +246,18 @@ async fn a_connect_timeout_is_before_send_and_retried_for_a_post() {
     &client,
     &request(format!("{base}/x"), Some("{}")),
     Some(&policy),
+    None,
   )
   .await;
   let err = result.unwrap_err();
+  // A timeout, as without retries (issue 22 item 3), yet safe to retry: nothing left.
   assert_eq!(
     (err.kind, err.code, err.before_send),
-    (crate::error::FailureKind::Network, "ETIMEDOUT", true),
+    (crate::error::FailureKind::Timeout, "ETIMEDOUT", true),
     "{err:?}"
   );
   assert!(
-    err.message.contains("connect ETIMEDOUT 127.0.0.1:"),
+    err.message.ends_with("timed out after 5000 ms"),
     "{}",
     err.message
   );
@@ -271,7 +278,7 @@ async fn the_request_deadline_during_connect_is_not_before_send() {
   let policy = fast_retries(3);
   let mut req = request(format!("{base}/x"), Some("{}"));
   req.timeout = Some(Duration::from_millis(150));
-  let (result, attempts) = send_with_retry(&client, &req, Some(&policy)).await;
+  let (result, attempts) = send_with_retry(&client, &req, Some(&policy), None).await;
   let err = result.unwrap_err();
   assert_eq!(
     (err.kind, err.before_send),
@@ -279,19 +286,6 @@ async fn the_request_deadline_during_connect_is_not_before_send() {
     "{err:?}"
   );
   assert_eq!(attempts, 1);
-}
-
-#[test]
-fn connect_timeout_for_retries() {
-  assert_eq!(retry_connect_timeout(None), Duration::from_secs(10));
-  assert_eq!(
-    retry_connect_timeout(Some(Duration::from_millis(200))),
-    Duration::from_millis(150)
-  );
-  assert_eq!(
-    retry_connect_timeout(Some(Duration::from_secs(60))),
-    Duration::from_secs(10)
-  );
 }
 
 #[test]
@@ -322,4 +316,224 @@ fn a_ca_without_certificates_is_refused() {
     ..Default::default()
   };
   assert!(build_client(&proxy).is_err());
+}
+
+#[tokio::test]
+async fn without_a_timeout_a_connect_timeout_is_a_system_error() {
+  let (_listener, base, _fillers) = hung_listener();
+  let options = TransportOptions {
+    connect_timeout: Some(Duration::from_millis(150)),
+    ..Default::default()
+  };
+  let client = build_client(&options).unwrap();
+  let mut req = request(format!("{base}/x"), Some("{}"));
+  req.timeout = None;
+  let err = send(&client, &req).await.unwrap_err();
+  assert_eq!(
+    (err.kind, err.code, err.before_send),
+    (crate::error::FailureKind::Network, "ETIMEDOUT", true),
+    "{err:?}"
+  );
+  assert!(
+    err.message.contains("connect ETIMEDOUT 127.0.0.1:"),
+    "{}",
+    err.message
+  );
+}
+
+/// A server that reads each request and never answers; counts its connections.
+fn silent_server() -> (String, Arc<AtomicUsize>) {
+  let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+  let base = format!("http://{}", listener.local_addr().unwrap());
+  let connections = Arc::new(AtomicUsize::new(0));
+  let counted = Arc::clone(&connections);
+  std::thread::spawn(move || {
+    for stream in listener.incoming() {
+      let Ok(mut stream) = stream else { return };
+      counted.fetch_add(1, Ordering::SeqCst);
+      std::thread::spawn(move || while matches!(stream.read(&mut [0u8; 4096]), Ok(n) if n > 0) {});
+    }
+  });
+  (base, connections)
+}
+
+#[tokio::test]
+async fn the_timeout_bounds_the_whole_call_retries_included() {
+  let (base, _) = silent_server();
+  let client = build_client(&TransportOptions::default()).unwrap();
+  let policy = fast_retries(3);
+  let mut req = request(format!("{base}/x"), None);
+  req.timeout = Some(Duration::from_millis(300));
+  let started = std::time::Instant::now();
+  let (result, _) = send_with_retry(&client, &req, Some(&policy), None).await;
+  let elapsed = started.elapsed();
+  let err = result.unwrap_err();
+  assert_eq!(
+    (err.kind, err.code),
+    (crate::error::FailureKind::Timeout, "ETIMEDOUT"),
+    "{err:?}"
+  );
+  assert!(
+    err.message.ends_with("timed out after 300 ms"),
+    "{}",
+    err.message
+  );
+  assert!(
+    elapsed < Duration::from_millis(600),
+    "settled after {elapsed:?}"
+  );
+}
+
+#[tokio::test]
+async fn a_retry_after_past_the_deadline_is_not_waited_out() {
+  let (base, server) = serve(
+    "HTTP/1.1 503 Busy\r\nretry-after: 1\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+    1,
+  );
+  let client = build_client(&TransportOptions::default()).unwrap();
+  let policy = RetryPolicy {
+    attempts: 3,
+    ..RetryPolicy::default()
+  };
+  let mut req = request(format!("{base}/x"), Some("{}"));
+  req.timeout = Some(Duration::from_millis(300));
+  let started = std::time::Instant::now();
+  let (result, attempts) = send_with_retry(&client, &req, Some(&policy), None).await;
+  assert_eq!((result.unwrap().status, attempts), (503, 1));
+  assert!(
+    started.elapsed() < Duration::from_millis(300),
+    "{:?}",
+    started.elapsed()
+  );
+  assert_eq!(server.join().unwrap().len(), 1);
+}
+
+/// A server that answers `head` and then streams `chunk` until the client goes.
+fn endless_server(head: &'static str) -> String {
+  let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+  let base = format!("http://{}", listener.local_addr().unwrap());
+  std::thread::spawn(move || {
+    let (mut stream, _) = listener.accept().unwrap();
+    let _ = stream.read(&mut [0u8; 4096]);
+    let _ = stream.write_all(head.as_bytes());
+    let chunk = format!("{:x}\r\n{}\r\n", 4096, "x".repeat(4096));
+    while stream.write_all(chunk.as_bytes()).is_ok() {}
+  });
+  base
+}
+
+#[tokio::test]
+async fn an_endless_body_stops_at_the_limit() {
+  let base = endless_server("HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n");
+  let client = build_client(&TransportOptions::default()).unwrap();
+  let mut req = request(format!("{base}/x"), None);
+  req.max_response_size = 100_000;
+  req.timeout = None;
+  let err = tokio::time::timeout(Duration::from_secs(10), send(&client, &req))
+    .await
+    .expect("the read did not stop")
+    .unwrap_err();
+  assert_eq!(err.kind, crate::error::FailureKind::MaxSize, "{err:?}");
+  assert_eq!(
+    err.message,
+    format!("content size at {base}/x over limit: 100000")
+  );
+  assert!(!crate::retry::is_retryable(
+    true,
+    &crate::retry::Outcome::Failed(&err)
+  ));
+}
+
+#[tokio::test]
+async fn a_declared_length_over_the_limit_is_refused_before_reading() {
+  let (base, _server) = serve("HTTP/1.1 200 OK\r\ncontent-length: 1000001\r\n\r\n{", 1);
+  let client = build_client(&TransportOptions::default()).unwrap();
+  let mut req = request(format!("{base}/x"), None);
+  req.max_response_size = 1_000_000;
+  let err = send(&client, &req).await.unwrap_err();
+  assert_eq!(err.kind, crate::error::FailureKind::MaxSize, "{err:?}");
+  // Exactly the limit is allowed.
+  let (base, _server) = serve("HTTP/1.1 200 OK\r\ncontent-length: 3\r\n\r\nabc", 1);
+  let mut req = request(format!("{base}/x"), None);
+  req.max_response_size = 3;
+  assert_eq!(send(&client, &req).await.unwrap().body, b"abc");
+}
+
+#[tokio::test]
+async fn connections_per_origin_are_bounded_and_waiters_keep_their_deadline() {
+  let (base, connections) = silent_server();
+  let client = build_client(&TransportOptions::default()).unwrap();
+  let sockets = tokio::sync::Semaphore::new(4);
+  let mut req = request(format!("{base}/x"), Some("{}"));
+  req.timeout = Some(Duration::from_millis(400));
+  let started = std::time::Instant::now();
+  let calls = (0..40).map(|_| send_with_retry(&client, &req, None, Some(&sockets)));
+  let results = futures_join_all(calls).await;
+  assert!(
+    started.elapsed() < Duration::from_millis(1500),
+    "{:?}",
+    started.elapsed()
+  );
+  for (result, _) in results {
+    assert_eq!(result.unwrap_err().kind, crate::error::FailureKind::Timeout);
+  }
+  let opened = connections.load(Ordering::SeqCst);
+  assert!((1..=4).contains(&opened), "{opened} connections");
+}
+
+/// Runs the futures concurrently on this task and collects their outputs in order.
+async fn futures_join_all<F: std::future::Future>(
+  futures: impl Iterator<Item = F>,
+) -> Vec<F::Output> {
+  let mut set = Vec::new();
+  for f in futures {
+    set.push(Box::pin(f));
+  }
+  let mut outputs: Vec<Option<F::Output>> = set.iter().map(|_| None).collect();
+  std::future::poll_fn(|cx| {
+    let mut pending = false;
+    for (f, out) in set.iter_mut().zip(outputs.iter_mut()) {
+      if out.is_none() {
+        match f.as_mut().poll(cx) {
+          std::task::Poll::Ready(v) => *out = Some(v),
+          std::task::Poll::Pending => pending = true,
+        }
+      }
+    }
+    if pending {
+      std::task::Poll::Pending
+    } else {
+      std::task::Poll::Ready(())
+    }
+  })
+  .await;
+  outputs.into_iter().map(Option::unwrap).collect()
+}
+
+#[test]
+fn clients_go_with_the_last_transport_using_them() {
+  let options = TransportOptions {
+    proxy: Some("http://127.0.0.1:9/only-for-this-test".into()),
+    ..Default::default()
+  };
+  let first = shared_client(&options).unwrap();
+  let second = shared_client(&options).unwrap();
+  assert!(
+    Arc::ptr_eq(&first, &second),
+    "one client per options while in use"
+  );
+  let sockets = first.sockets("http://h:1", 2);
+  assert!(Arc::ptr_eq(&sockets, &second.sockets("http://h:1", 2)));
+  let weak_sockets = Arc::downgrade(&sockets);
+  drop(sockets);
+  assert!(
+    weak_sockets.upgrade().is_none(),
+    "a connection limit outlived its users"
+  );
+  let weak = Arc::downgrade(&first);
+  drop((first, second));
+  assert!(
+    weak.upgrade().is_none(),
+    "the cache kept a client nobody uses"
+  );
 }
