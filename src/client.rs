@@ -147,13 +147,9 @@ impl Client {
         });
       }
     }
-    // With retries on, a hung connect fails as a connect error (retryable for a POST);
-    // without them, the transport is `pusher`'s. One bound for all, so that clients are
-    // not told apart by each caller's timeout.
     let options = TransportOptions {
       proxy: options.proxy,
       ca,
-      connect_timeout: retry.is_some().then_some(limits::RETRY_CONNECT_TIMEOUT),
     };
     let http =
       transport::shared_client(&options).map_err(|e| Error::new(Status::InvalidArg, e.message))?;
@@ -172,6 +168,9 @@ impl Client {
         sockets,
         timeout,
         max_response_size,
+        // With retries on, a hung connect fails as a connect error (retryable for a
+        // POST); without them, the transport is `pusher`'s.
+        connect_timeout: retry.is_some().then_some(limits::RETRY_CONNECT_TIMEOUT),
         retry,
         library,
         mailbox,

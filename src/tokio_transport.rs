@@ -20,6 +20,7 @@ pub struct TokioTransport {
   pub sockets: Arc<Semaphore>,
   pub timeout: Option<Duration>,
   pub max_response_size: u64,
+  pub connect_timeout: Option<Duration>,
   pub retry: Option<RetryPolicy>,
   pub library: HeaderValue,
   pub mailbox: Arc<Mailbox>,
@@ -47,6 +48,7 @@ impl TokioTransport {
         timeout: this.timeout,
         library: this.library.clone(),
         max_response_size: this.max_response_size,
+        connect_timeout: this.connect_timeout,
       };
       let http = this.http.get();
       let (result, attempts) =

@@ -30,9 +30,9 @@ pub const MAX_RESPONSE_SIZE_DEFAULT: u64 = 128 * 1024 * 1024;
 /// requests wait, in order, for one to come free. 256 keeps a round trip of 50 ms at
 /// about 5,000 requests a second, far below a process's usual 1,024 descriptors.
 pub const MAX_SOCKETS_DEFAULT: usize = 256;
-/// With retries on, the tokio transport's bound on connecting (DNS, TCP, TLS), so that
-/// a hung connect fails before any byte left and can be retried within a longer
-/// `timeout`. One value for every client, so clients are not told apart by timeout.
+/// With retries on, the most connecting (DNS, TCP, TLS) may take per attempt (and at
+/// most ¾ of the call's time left), so that a hung connect fails before any byte left
+/// and can be retried. Set per request: clients are not told apart by it.
 pub const RETRY_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A timeout in whole milliseconds for messages: at least 1.

@@ -1,5 +1,5 @@
 //! The HTTP transport: one pooled keep-alive reqwest client per distinct
-//! (proxy, extra CA) configuration, rustls with Mozilla's roots (Node's bundled set)
+//! (proxy, extra CA) configuration in use, rustls with Mozilla's roots (Node's bundled set)
 //! plus `NODE_EXTRA_CA_CERTS` and the caller's `ca`, and whole-request timeouts.
 
 use crate::error::TransportError;
@@ -14,6 +14,7 @@ use std::time::Duration;
 use tokio::sync::Semaphore;
 
 mod clients;
+mod connect_bound;
 pub use clients::{shared_client, SharedClient};
 
 /// What makes two transports different; everything else is per request.
@@ -23,10 +24,6 @@ pub struct TransportOptions {
   pub proxy: Option<String>,
   /// Extra trusted certificates, PEM.
   pub ca: Option<Vec<u8>>,
-  /// A bound on connecting (DNS, TCP, TLS handshake), so that a hung connect fails
-  /// before any byte left, which is safe to retry even for a POST. Set only with
-  /// retries, always to [`limits::RETRY_CONNECT_TIMEOUT`] there.
-  pub connect_timeout: Option<Duration>,
 }
 
 pub struct Request {
@@ -39,6 +36,10 @@ pub struct Request {
   pub library: HeaderValue,
   /// The largest body read (`maxResponseSize`).
   pub max_response_size: u64,
+  /// The most connecting (DNS, TCP, TLS handshake) may take per attempt, kept under ¾
+  /// of what is left of `timeout`: a hung connect then fails before any byte left,
+  /// which is safe to retry even for a POST. Set with retries.
+  pub connect_timeout: Option<Duration>,
 }
 
 /// Builds a new client. Prefer [`shared_client`], which pools connections across
@@ -50,10 +51,8 @@ pub fn build_client(options: &TransportOptions) -> Result<Client, TransportError
     .redirect(redirect::Policy::limited(limits::MAX_REDIRECTS as usize))
     .pool_idle_timeout(limits::POOL_IDLE)
     .tcp_nodelay(true)
-    .http1_only();
-  if let Some(timeout) = options.connect_timeout {
-    builder = builder.connect_timeout(timeout);
-  }
+    .http1_only()
+    .connector_layer(connect_bound::ConnectBound);
   if let Some(proxy) = &options.proxy {
     let proxy = reqwest::Proxy::all(proxy.as_str())
       .map_err(|_| TransportError::config(format!("invalid proxy URL: {proxy}")))?;
@@ -117,10 +116,15 @@ async fn send_within(
       Err(_) => return Err(timed_out()),
     },
   };
-  match deadline.remaining() {
-    Some(Duration::ZERO) => Err(timed_out()),
-    left => send_attempt(client, request, left).await,
+  let left = deadline.remaining();
+  if left == Some(Duration::ZERO) {
+    return Err(timed_out());
   }
+  let connect = match (request.connect_timeout, left) {
+    (Some(bound), Some(left)) => Some(bound.min(left.mul_f64(0.75))),
+    (bound, _) => bound,
+  };
+  connect_bound::within(connect, send_attempt(client, request, left)).await
 }
 
 fn jitter() -> f64 {
@@ -132,7 +136,7 @@ fn jitter() -> f64 {
 
 /// One attempt, bounded by `request.timeout`.
 pub async fn send(client: &Client, request: &Request) -> Result<Reply, TransportError> {
-  send_attempt(client, request, request.timeout).await
+  send_within(client, request, Deadline::after(request.timeout), None).await
 }
 
 /// One attempt bounded by `timeout` (what is left of the call's); a timeout is reported

@@ -40,6 +40,7 @@ fn request(url: String, body: Option<&str>) -> Request {
     timeout: Some(Duration::from_secs(5)),
     library: HeaderValue::from_static("pusher-native test"),
     max_response_size: limits::MAX_RESPONSE_SIZE_DEFAULT,
+    connect_timeout: None,
   }
 }
 
@@ -235,20 +236,12 @@ fn hung_listener() -> (tokio::net::TcpListener, String, Vec<std::net::TcpStream>
 #[tokio::test]
 async fn a_connect_timeout_is_before_send_and_retried_for_a_post() {
   let (_listener, base, _fillers) = hung_listener();
-  let options = TransportOptions {
-    connect_timeout: Some(Duration::from_millis(150)),
-    ..Default::default()
-  };
-  let client = build_client(&options).unwrap();
+  let client = build_client(&TransportOptions::default()).unwrap();
   let policy = fast_retries(2);
   let started = std::time::Instant::now();
-  let (result, attempts) = send_with_retry(
-    &client,
-    &request(format!("{base}/x"), Some("{}")),
-    Some(&policy),
-    None,
-  )
-  .await;
+  let mut req = request(format!("{base}/x"), Some("{}"));
+  req.connect_timeout = Some(Duration::from_millis(150));
+  let (result, attempts) = send_with_retry(&client, &req, Some(&policy), None).await;
   let err = result.unwrap_err();
   // A timeout, as without retries (issue 22 item 3), yet safe to retry: nothing left.
   assert_eq!(
@@ -321,13 +314,10 @@ fn a_ca_without_certificates_is_refused() {
 #[tokio::test]
 async fn without_a_timeout_a_connect_timeout_is_a_system_error() {
   let (_listener, base, _fillers) = hung_listener();
-  let options = TransportOptions {
-    connect_timeout: Some(Duration::from_millis(150)),
-    ..Default::default()
-  };
-  let client = build_client(&options).unwrap();
+  let client = build_client(&TransportOptions::default()).unwrap();
   let mut req = request(format!("{base}/x"), Some("{}"));
   req.timeout = None;
+  req.connect_timeout = Some(Duration::from_millis(150));
   let err = send(&client, &req).await.unwrap_err();
   assert_eq!(
     (err.kind, err.code, err.before_send),
@@ -536,4 +526,25 @@ fn clients_go_with_the_last_transport_using_them() {
     weak.upgrade().is_none(),
     "the cache kept a client nobody uses"
   );
+}
+
+#[tokio::test]
+async fn the_connect_bound_is_per_request_and_under_the_time_left() {
+  // One client, two bounds: each request's own (the client is not keyed by it).
+  let (_listener, base, _fillers) = hung_listener();
+  let client = build_client(&TransportOptions::default()).unwrap();
+  for (bound, timeout, expected_ms) in [(150, 5000, 150), (10_000, 400, 300)] {
+    let mut req = request(format!("{base}/x"), Some("{}"));
+    req.connect_timeout = Some(Duration::from_millis(bound));
+    req.timeout = Some(Duration::from_millis(timeout));
+    let started = std::time::Instant::now();
+    let err = send(&client, &req).await.unwrap_err();
+    let elapsed = started.elapsed();
+    assert!(err.before_send, "{err:?}");
+    assert!(
+      elapsed >= Duration::from_millis(expected_ms)
+        && elapsed < Duration::from_millis(expected_ms + 250),
+      "bound {bound} ms, timeout {timeout} ms: failed after {elapsed:?}"
+    );
+  }
 }
