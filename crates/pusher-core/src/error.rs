@@ -217,21 +217,13 @@ fn root_cause(err: &reqwest::Error, url: &str) -> (FailureKind, &'static str, St
     return found;
   }
   if err.is_connect() {
-    let host = url::Url::parse(url)
-      .ok()
-      .and_then(|u| u.host_str().map(str::to_owned))
-      .unwrap_or_default();
-    // getaddrinfo's EAI_AGAIN ("Temporary failure in name resolution") is worth
-    // retrying; a name that does not exist is not.
-    let code = if chain_text(err).contains("Temporary failure") {
-      "EAI_AGAIN"
-    } else {
-      "ENOTFOUND"
-    };
+    // A connect failure with no cause found above (the resolver's own verdict, an OS
+    // error): as node-fetch words a name that would not resolve.
+    let code = "ENOTFOUND";
     return (
       FailureKind::Network,
       code,
-      format!("getaddrinfo {code} {host}"),
+      format!("getaddrinfo {code} {}", host_of(url)),
     );
   }
   if err.is_body() || err.is_request() {
@@ -240,15 +232,11 @@ fn root_cause(err: &reqwest::Error, url: &str) -> (FailureKind, &'static str, St
   (FailureKind::Network, "EPROTO", err.to_string())
 }
 
-fn chain_text(err: &(dyn StdError + 'static)) -> String {
-  let mut text = String::new();
-  let mut cause = Some(err);
-  while let Some(e) = cause {
-    text.push_str(&e.to_string());
-    text.push('\n');
-    cause = e.source();
-  }
-  text
+fn host_of(url: &str) -> String {
+  url::Url::parse(url)
+    .ok()
+    .and_then(|u| u.host_str().map(str::to_owned))
+    .unwrap_or_default()
 }
 
 /// The most specific explanation in the cause chain (including errors wrapped inside
@@ -262,10 +250,13 @@ fn cause_of(
     if let Some(tls) = e.downcast_ref::<rustls::Error>() {
       return Some(tls_cause(tls));
     }
+    if let Some(lookup) = e.downcast_ref::<crate::transport::resolve::LookupError>() {
+      let reason = format!("getaddrinfo {} {}", lookup.code, host_of(url));
+      return Some((FailureKind::Network, lookup.code, reason));
+    }
     if let Some(h) = e.downcast_ref::<hyper::Error>() {
-      // hyper reports a head over `max_buf_size` as "message head is too large" (its
-      // `is_parse_too_large` exists only with its server feature).
-      if h.is_parse() && h.to_string().contains("too large") {
+      // A head over hyper's `max_buf_size`.
+      if h.is_parse_too_large() {
         let reason = "Parse Error: Header overflow".into();
         return Some((FailureKind::Network, "HPE_HEADER_OVERFLOW", reason));
       }
@@ -378,5 +369,21 @@ mod tests {
       url
     )
     .is_none());
+  }
+
+  #[test]
+  fn lookup_failures_are_read_from_their_type_not_their_words() {
+    use crate::transport::resolve::LookupError;
+    let url = "http://api.example.com/apps/1/events";
+    for code in ["EAI_AGAIN", "ENOTFOUND", "EAI_FAIL"] {
+      // Wrapped as hyper-util and reqwest wrap it: found through the chain.
+      let wrapped = io::Error::other(LookupError { code });
+      let e = TransportError::from_cause(&wrapped, url, true);
+      assert_eq!((e.kind, e.code), (FailureKind::Network, code));
+      assert_eq!(
+        e.message,
+        format!("request to {url} failed, reason: getaddrinfo {code} api.example.com")
+      );
+    }
   }
 }

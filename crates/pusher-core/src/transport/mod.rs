@@ -15,6 +15,7 @@ use tokio::sync::Semaphore;
 
 mod clients;
 mod connect_bound;
+pub mod resolve;
 pub use clients::{shared_client, SharedClient};
 
 /// What makes two transports different; everything else is per request.
@@ -52,7 +53,8 @@ pub fn build_client(options: &TransportOptions) -> Result<Client, TransportError
     .pool_idle_timeout(limits::POOL_IDLE)
     .tcp_nodelay(true)
     .http1_only()
-    .connector_layer(connect_bound::ConnectBound);
+    .connector_layer(connect_bound::ConnectBound)
+    .dns_resolver(std::sync::Arc::new(resolve::SystemResolver));
   if let Some(proxy) = &options.proxy {
     let proxy = reqwest::Proxy::all(proxy.as_str())
       .map_err(|_| TransportError::config(format!("invalid proxy URL: {proxy}")))?;
