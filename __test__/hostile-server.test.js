@@ -245,6 +245,49 @@ test(`8. Happy Eyeballs: a black-holed first address does not cost the timeout (
   }
 })
 
+const MULTI = "pusher-native-multi.test"
+
+test(`8c. Happy Eyeballs: a failed attempt starts the next at once, while an earlier one hangs (${TRANSPORT})`, { skip: !canUnshare && "needs `unshare -m` (Linux, root) for a private /etc/hosts naming " + MULTI, timeout: 60000 }, async () => {
+  // ::1 hangs (a black hole); then IPv4 addresses where nothing listens (refused at
+  // once) and one where the server is: each refusal must start the next address
+  // without waiting 250 ms more.
+  const hosts = require("node:path").join(certs.dir, "hosts-multi")
+  const v4 = ["127.0.0.1", "127.0.0.3", "127.0.0.4", "127.0.0.5", "127.0.0.2"]
+  fs.writeFileSync(hosts, [`::1 ${MULTI}`, ...v4.map((a) => `${a} ${MULTI}`), fs.readFileSync("/etc/hosts", "utf8")].join("\n"))
+  // The order getaddrinfo hands them out in (RFC 6724 sorting may reorder them): the
+  // server listens on the last one.
+  const probe = require("node:child_process").spawnSync(
+    ...bindMounted(hosts, "/etc/hosts")(process.execPath, ["-e", `require("dns").lookup(${JSON.stringify(MULTI)}, { all: true }, (e, a) => console.log(JSON.stringify(a.map((x) => x.address))))`]),
+    { encoding: "utf8" }
+  )
+  const order = JSON.parse(probe.stdout)
+  assert.deepEqual([order[0], order.length], ["::1", 6], `sanity: ${probe.stdout}${probe.stderr}`)
+  const last = order[order.length - 1]
+  const hole = spawn("python3", ["-c", BLACK_HOLE, "0"], { stdio: ["ignore", "pipe", "inherit"] })
+  const port = Number(await within(new Promise((resolve) => hole.stdout.once("data", resolve)), 5000, "the black hole"))
+  const server = http.createServer((req, res) => {
+    req.resume()
+    req.on("end", () => res.end(JSON.stringify({ via: last })))
+  })
+  try {
+    await new Promise((resolve, reject) => server.once("error", reject).listen(port, last, resolve))
+    const run = await runClient(
+      `report(await outcome(() => make(Pusher, { host: ARGS.host, port: ARGS.port, timeout: 10000 }).trigger("c", "e", {})))`,
+      { args: { host: MULTI, port }, killAfterMs: 25000, wrap: bindMounted(hosts, "/etc/hosts") }
+    )
+    assertSurvived(run)
+    const [ours] = run.results
+    assert.equal(ours.ok, true, `failed after ${ours.ms} ms: ${ours.code} ${ours.cause}`)
+    assert.equal(ours.body, JSON.stringify({ via: last }))
+    // One delay for the black hole (250 ms; 300 ms on tokio), then the refusals back to
+    // back: waiting a delay after each would take at least 1250 ms.
+    assert.ok(ours.ms < 900, `connected after ${ours.ms} ms`)
+  } finally {
+    hole.kill()
+    await new Promise((resolve) => server.close(resolve))
+  }
+})
+
 // A mount namespace whose resolv.conf points at 127.0.0.1, where no DNS server listens:
 // getaddrinfo answers EAI_AGAIN (a temporary failure), which is not ENOTFOUND.
 
