@@ -246,6 +246,7 @@ fn cause_of(
   url: &str,
 ) -> Option<(FailureKind, &'static str, String)> {
   let mut cause: Option<&(dyn StdError + 'static)> = Some(err);
+  let mut from_hyper = false;
   while let Some(e) = cause {
     if let Some(tls) = e.downcast_ref::<rustls::Error>() {
       return Some(tls_cause(tls));
@@ -260,7 +261,11 @@ fn cause_of(
         let reason = "Parse Error: Header overflow".into();
         return Some((FailureKind::Network, "HPE_HEADER_OVERFLOW", reason));
       }
-      if h.is_parse() || h.is_parse_status() {
+      if h.is_parse_status() {
+        let reason = "Parse Error: Invalid status code".into();
+        return Some((FailureKind::Network, "HPE_INVALID_STATUS", reason));
+      }
+      if h.is_parse() {
         return Some((
           FailureKind::Network,
           "HPE_INVALID_RESPONSE",
@@ -269,6 +274,13 @@ fn cause_of(
       }
       if h.source().is_none() && (h.is_incomplete_message() || h.is_canceled() || h.is_closed()) {
         return Some((FailureKind::Network, "ECONNRESET", "socket hang up".into()));
+      }
+      from_hyper = true;
+    }
+    if let Some(io_err) = e.downcast_ref::<io::Error>() {
+      if from_hyper && is_chunk_framing(io_err) {
+        let reason = "Parse Error: Invalid character in chunk size".into();
+        return Some((FailureKind::Network, "HPE_INVALID_CHUNK_SIZE", reason));
       }
     }
     cause = match e.downcast_ref::<io::Error>() {
@@ -285,6 +297,17 @@ fn cause_of(
     };
   }
   None
+}
+
+/// hyper's chunked-body decoder reports a malformed chunk (size line, CRLF, trailers)
+/// as an `InvalidInput` or `InvalidData` I/O error of its own; a TLS failure on the same
+/// path is `InvalidData` carrying the `rustls::Error`, and a socket's has an errno.
+fn is_chunk_framing(e: &io::Error) -> bool {
+  matches!(
+    e.kind(),
+    io::ErrorKind::InvalidInput | io::ErrorKind::InvalidData
+  ) && e.raw_os_error().is_none()
+    && !e.get_ref().is_some_and(|inner| inner.is::<rustls::Error>())
 }
 
 fn io_cause(e: &io::Error, url: &str) -> Option<(FailureKind, &'static str, String)> {

@@ -53,6 +53,8 @@ pub fn build_client(options: &TransportOptions) -> Result<Client, TransportError
     .pool_idle_timeout(limits::POOL_IDLE)
     .tcp_nodelay(true)
     .http1_only()
+    // As `http::response::configure_http1` tells the event loop's hyper.
+    .http1_max_headers(limits::MAX_HEAD_LINES)
     .connector_layer(connect_bound::ConnectBound)
     .dns_resolver(std::sync::Arc::new(resolve::SystemResolver));
   if let Some(proxy) = &options.proxy {
@@ -162,7 +164,7 @@ async fn send_attempt(
   }
   let fail = |e: reqwest::Error| TransportError::from_reqwest(&e, &request.url, timeout_ms);
   let mut response = builder.send().await.map_err(fail)?;
-  if let Some((code, reason)) = http::response::framing_error(response.headers()) {
+  if let Some((code, reason)) = http::response::head_error(response.status(), response.headers()) {
     return Err(TransportError::parse(code, reason, &request.url));
   }
   // hyper's own limit is larger: the head is measured as Node's parser counts it.
