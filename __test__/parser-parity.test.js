@@ -33,7 +33,8 @@ const CASES = [
   ["Transfer-Encoding: gzip, read to the close", head(["Transfer-Encoding: gzip"])],
   // header lines
   ["150 header lines", head([...Array.from({ length: 150 }, (_, i) => `x-h${i}: v`), "Content-Length: 2"])],
-  ["1000 header lines", head([...Array.from({ length: 1000 }, (_, i) => `x${i}: v`), "Content-Length: 2"])],
+  ["250 header lines", head([...Array.from({ length: 249 }, (_, i) => `x${i}: v`), "Content-Length: 2"])],
+  ["1000 header lines", head([...Array.from({ length: 999 }, (_, i) => `x${i}: v`), "Content-Length: 2"]), "hyper needs a line count (256: more costs every request time); llhttp counts only the 16 KiB"],
   ["an obs-fold line", head(["X-A: a", " b", "Content-Length: 2"]), RAW_BYTES],
   ["a space before the colon", head(["Content-Length : 2"]), RAW_BYTES],
   ["a bracket in a header name", head(["X(A): 1", "Content-Length: 2"]), RAW_BYTES],

@@ -47,7 +47,7 @@ pub fn configure_http1(
   builder
     // A head over 16 KiB fails as Node's does (HPE_HEADER_OVERFLOW).
     .max_buf_size(limits::MAX_HEAD_BYTES)
-    // No count limit of its own, as llhttp: every line a 16 KiB head can hold.
+    // llhttp counts no lines; hyper must (see MAX_HEAD_LINES).
     .max_headers(limits::MAX_HEAD_LINES)
 }
 
