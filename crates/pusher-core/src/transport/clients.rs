@@ -54,22 +54,41 @@ impl SharedClient {
   }
 }
 
-/// The client for `options`, shared while any transport holds it.
+/// Clients kept after their last transport went, most recent first: a serverless
+/// handler that makes a new Pusher per invocation still finds its pooled connections.
+/// A few, so that what callers have used before cannot hold more.
+const RECENT: usize = 4;
+
+/// The client for `options`, shared while any transport holds it (and while it is one
+/// of the [`RECENT`] last asked for).
 pub fn shared_client(options: &TransportOptions) -> Result<Arc<SharedClient>, TransportError> {
-  static CLIENTS: OnceLock<Mutex<HashMap<TransportOptions, Weak<SharedClient>>>> = OnceLock::new();
-  let mut clients = CLIENTS
+  #[derive(Default)]
+  struct Cache {
+    clients: HashMap<TransportOptions, Weak<SharedClient>>,
+    recent: Vec<Arc<SharedClient>>,
+  }
+  static CACHE: OnceLock<Mutex<Cache>> = OnceLock::new();
+  let mut cache = CACHE
     .get_or_init(Default::default)
     .lock()
     .unwrap_or_else(|poisoned| poisoned.into_inner());
-  if let Some(client) = clients.get(options).and_then(Weak::upgrade) {
-    return Ok(client);
-  }
-  clients.retain(|_, client| client.strong_count() > 0);
-  let client = Arc::new(SharedClient {
-    options: options.clone(),
-    client: Mutex::new(build_client(options)?),
-    sockets: Mutex::default(),
-  });
-  clients.insert(options.clone(), Arc::downgrade(&client));
+  let client = match cache.clients.get(options).and_then(Weak::upgrade) {
+    Some(client) => client,
+    None => {
+      let client = Arc::new(SharedClient {
+        options: options.clone(),
+        client: Mutex::new(build_client(options)?),
+        sockets: Mutex::default(),
+      });
+      cache
+        .clients
+        .insert(options.clone(), Arc::downgrade(&client));
+      client
+    }
+  };
+  cache.recent.retain(|c| !Arc::ptr_eq(c, &client));
+  cache.recent.insert(0, Arc::clone(&client));
+  cache.recent.truncate(RECENT);
+  cache.clients.retain(|_, c| c.strong_count() > 0);
   Ok(client)
 }

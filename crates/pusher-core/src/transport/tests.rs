@@ -331,25 +331,22 @@ async fn without_a_timeout_a_connect_timeout_is_a_system_error() {
   );
 }
 
-/// A server that reads each request and never answers; counts its connections.
-fn silent_server() -> (String, Arc<AtomicUsize>) {
+/// A server that reads each request and never answers.
+fn silent_server() -> String {
   let listener = TcpListener::bind("127.0.0.1:0").unwrap();
   let base = format!("http://{}", listener.local_addr().unwrap());
-  let connections = Arc::new(AtomicUsize::new(0));
-  let counted = Arc::clone(&connections);
   std::thread::spawn(move || {
     for stream in listener.incoming() {
       let Ok(mut stream) = stream else { return };
-      counted.fetch_add(1, Ordering::SeqCst);
       std::thread::spawn(move || while matches!(stream.read(&mut [0u8; 4096]), Ok(n) if n > 0) {});
     }
   });
-  (base, connections)
+  base
 }
 
 #[tokio::test]
 async fn the_timeout_bounds_the_whole_call_retries_included() {
-  let (base, _) = silent_server();
+  let base = silent_server();
   let client = build_client(&TransportOptions::default()).unwrap();
   let policy = fast_retries(3);
   let mut req = request(format!("{base}/x"), None);
@@ -449,26 +446,65 @@ async fn a_declared_length_over_the_limit_is_refused_before_reading() {
   assert_eq!(send(&client, &req).await.unwrap().body, b"abc");
 }
 
+/// A keep-alive server answering each request after 50 ms; counts its connections.
+fn slow_server() -> (String, Arc<AtomicUsize>) {
+  let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+  let base = format!("http://{}", listener.local_addr().unwrap());
+  let accepted = Arc::new(AtomicUsize::new(0));
+  let counted = Arc::clone(&accepted);
+  std::thread::spawn(move || {
+    for stream in listener.incoming() {
+      let Ok(mut stream) = stream else { return };
+      counted.fetch_add(1, Ordering::SeqCst);
+      std::thread::spawn(move || {
+        // Each request (a small POST) arrives in one read.
+        while matches!(stream.read(&mut [0u8; 4096]), Ok(n) if n > 0) {
+          std::thread::sleep(Duration::from_millis(50));
+          let reply = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}";
+          if stream.write_all(reply).is_err() {
+            return;
+          }
+        }
+      });
+    }
+  });
+  (base, accepted)
+}
+
 #[tokio::test]
-async fn connections_per_origin_are_bounded_and_waiters_keep_their_deadline() {
-  let (base, connections) = silent_server();
+async fn connections_per_origin_are_bounded() {
+  let (base, accepted) = slow_server();
   let client = build_client(&TransportOptions::default()).unwrap();
   let sockets = tokio::sync::Semaphore::new(4);
-  let mut req = request(format!("{base}/x"), Some("{}"));
-  req.timeout = Some(Duration::from_millis(400));
-  let started = std::time::Instant::now();
+  let req = request(format!("{base}/x"), Some("{}"));
   let calls = (0..40).map(|_| send_with_retry(&client, &req, None, Some(&sockets)));
-  let results = futures_join_all(calls).await;
+  for (result, _) in futures_join_all(calls).await {
+    assert_eq!(result.unwrap().status, 200);
+  }
+  let opened = accepted.load(Ordering::SeqCst);
   assert!(
-    started.elapsed() < Duration::from_millis(1500),
-    "{:?}",
-    started.elapsed()
+    (1..=4).contains(&opened),
+    "{opened} connections for 40 requests"
   );
-  for (result, _) in results {
+}
+
+#[tokio::test]
+async fn a_request_waiting_for_a_connection_keeps_its_deadline() {
+  let base = silent_server();
+  let client = build_client(&TransportOptions::default()).unwrap();
+  let sockets = tokio::sync::Semaphore::new(1);
+  let mut req = request(format!("{base}/x"), Some("{}"));
+  req.timeout = Some(Duration::from_millis(300));
+  let started = std::time::Instant::now();
+  let calls = (0..2).map(|_| send_with_retry(&client, &req, None, Some(&sockets)));
+  for (result, _) in futures_join_all(calls).await {
     assert_eq!(result.unwrap_err().kind, crate::error::FailureKind::Timeout);
   }
-  let opened = connections.load(Ordering::SeqCst);
-  assert!((1..=4).contains(&opened), "{opened} connections");
+  let elapsed = started.elapsed();
+  assert!(
+    elapsed < Duration::from_millis(550),
+    "the waiter settled after {elapsed:?}"
+  );
 }
 
 /// Runs the futures concurrently on this task and collects their outputs in order.
@@ -522,6 +558,18 @@ fn clients_go_with_the_last_transport_using_them() {
   );
   let weak = Arc::downgrade(&first);
   drop((first, second));
+  assert!(
+    weak.upgrade().is_some(),
+    "one of the last few asked for stays, with its pool"
+  );
+  // Once a few others were asked for since, it goes.
+  for port in 10..15 {
+    let other = TransportOptions {
+      proxy: Some(format!("http://127.0.0.1:{port}/only-for-this-test")),
+      ..Default::default()
+    };
+    drop(shared_client(&other).unwrap());
+  }
   assert!(
     weak.upgrade().is_none(),
     "the cache kept a client nobody uses"
