@@ -219,4 +219,6 @@ async fn read_body(
 }
 
 #[cfg(test)]
+mod bounds_tests;
+#[cfg(test)]
 mod tests;
