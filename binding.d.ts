@@ -52,6 +52,13 @@ export interface ClientOptions {
   retry?: RetryOptions
   /** Whether requests may run on this thread's event loop (the main thread). */
   eventLoop?: boolean
+  /**
+   * The largest response body read, in bytes (`maxResponseSize`); the core's default
+   * when absent.
+   */
+  maxResponseSize?: number
+  /** Connections per origin (`maxSockets`); the core's default when absent. */
+  maxSockets?: number
 }
 
 /** Opens an encrypted event's data; `null` when it is malformed or forged. */
@@ -90,6 +97,7 @@ export declare const enum ErrorKind {
   InvalidUrl = 'invalid-url',
   Redirect = 'redirect',
   Config = 'config',
+  MaxSize = 'max-size',
 }
 
 /** Checks an event's final `data` (after encryption) against `limit` bytes. */

@@ -156,6 +156,10 @@ declare namespace Pusher {
     limits?: boolean | LimitsOptions
     /** Splits large batches and channel lists into concurrent requests. */
     autoChunk?: boolean
+    /** Bytes of response body read at most (default 128 MiB); past it the call rejects (`FetchError` type `"max-size"`). `Infinity`: no limit. */
+    maxResponseSize?: number
+    /** Connections per origin (default 256); more requests wait their turn within `timeout`. */
+    maxSockets?: number
   }
   export interface ClusterOptions extends BaseOptions {
     cluster: string

@@ -142,7 +142,7 @@ const NETWORK_FAULTS = {
   "close during the body": ["close-body", "ECONNRESET"],
   "close before the headers": ["close-headers", "ECONNRESET"],
   "malformed HTTP": ["malformed", "HPE_INVALID_RESPONSE"],
-  "an unparsable status line": ["bad-status", "HPE_INVALID_RESPONSE"],
+  "an unparsable status line": ["bad-status", "HPE_INVALID_STATUS"],
 }
 
 test("each fault settles with a useful code and the same instance works afterwards", { timeout: 30000 }, async (t) => {

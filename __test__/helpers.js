@@ -142,7 +142,8 @@ function runNode(code, { env = {}, args = [], timeoutMs = 15000 } = {}) {
       clearTimeout(timer)
       reject(e)
     })
-    child.on("exit", (code, signal) => {
+    // "close", not "exit": the child's output may still be unread at its exit.
+    child.on("close", (code, signal) => {
       clearTimeout(timer)
       resolve({ code, signal, stdout, stderr, wallMs: performance.now() - started })
     })

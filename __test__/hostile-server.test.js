@@ -10,7 +10,6 @@ const test = require("node:test")
 const assert = require("node:assert/strict")
 const fs = require("node:fs")
 const http = require("node:http")
-const dns = require("node:dns")
 const { spawn } = require("node:child_process")
 const { AsyncLocalStorage } = require("node:async_hooks")
 const diagnostics = require("node:diagnostics_channel")
@@ -213,23 +212,30 @@ async function dualStack() {
   }
 }
 
-test(`8. Happy Eyeballs: a black-holed first address does not cost the timeout (${TRANSPORT})`, { skip: process.platform !== "linux" && "needs Linux accept-queue behaviour", timeout: 60000 }, async () => {
-  const addresses = await dns.promises.lookup(DUAL, { all: true }).catch(() => [])
-  assert.deepEqual(
-    addresses.map((a) => a.address),
-    ["::1", "127.0.0.1"],
-    `${DUAL} must resolve to ::1 then 127.0.0.1: run scripts/test-hosts.sh (as root) to add it to /etc/hosts`
-  )
+// A mount namespace whose /etc/hosts names DUAL: the test sets up the name it needs
+// itself (no machine-wide hosts line). Needs `unshare -m` (Linux, root).
+const canUnshare = process.platform === "linux" && require("node:child_process").spawnSync("unshare", ["-m", "true"]).status === 0
+
+/** Runs node inside a private mount namespace where `file` is bind-mounted over `target`. */
+const bindMounted = (file, target) => (node, args) => ["unshare", ["-m", "sh", "-c", `mount --bind "$0" ${target} && exec "$@"`, file, node, ...args]]
+
+test(`8. Happy Eyeballs: a black-holed first address does not cost the timeout (${TRANSPORT})`, { skip: !canUnshare && "needs `unshare -m` (Linux, root) for a private /etc/hosts naming " + DUAL, timeout: 60000 }, async () => {
+  const hosts = require("node:path").join(certs.dir, "hosts")
+  const others = fs.readFileSync("/etc/hosts", "utf8").split("\n").filter((line) => !line.includes(DUAL))
+  fs.writeFileSync(hosts, `::1 ${DUAL}\n127.0.0.1 ${DUAL}\n${others.join("\n")}\n`)
   const stack = await dualStack()
   try {
     const run = await runClient(
-      `const options = { host: ARGS.host, port: ARGS.port, timeout: 10000 }
+      `const addresses = await require("node:dns").promises.lookup(ARGS.host, { all: true }).catch(() => [])
+       report(addresses.map((a) => a.address))
+       const options = { host: ARGS.host, port: ARGS.port, timeout: 10000 }
        report(await outcome(() => make(Upstream, options).trigger("c", "e", {})))
        report(await outcome(() => make(Pusher, options).trigger("c", "e", {})))`,
-      { args: { host: DUAL, port: stack.port }, killAfterMs: 25000 }
+      { args: { host: DUAL, port: stack.port }, killAfterMs: 25000, wrap: bindMounted(hosts, "/etc/hosts") }
     )
     assertSurvived(run)
-    const [upstream, ours] = run.results
+    const [addresses, upstream, ours] = run.results
+    assert.deepEqual(addresses, ["::1", "127.0.0.1"], `sanity: ${DUAL} must resolve to ::1 then 127.0.0.1`)
     assert.equal(upstream.ok, true, `sanity: pusher (Node's autoSelectFamily) should connect: ${JSON.stringify(upstream)}`)
     assert.equal(ours.ok, true, `failed after ${ours.ms} ms: ${ours.code} (pusher connected in ${upstream.ms} ms)`)
     assert.ok(ours.ms < 1500, `connected after ${ours.ms} ms (pusher: ${upstream.ms} ms)`)
@@ -239,9 +245,51 @@ test(`8. Happy Eyeballs: a black-holed first address does not cost the timeout (
   }
 })
 
+const MULTI = "pusher-native-multi.test"
+
+test(`8c. Happy Eyeballs: a failed attempt starts the next at once, while an earlier one hangs (${TRANSPORT})`, { skip: !canUnshare && "needs `unshare -m` (Linux, root) for a private /etc/hosts naming " + MULTI, timeout: 60000 }, async () => {
+  // ::1 hangs (a black hole); then IPv4 addresses where nothing listens (refused at
+  // once) and one where the server is: each refusal must start the next address
+  // without waiting 250 ms more.
+  const hosts = require("node:path").join(certs.dir, "hosts-multi")
+  const v4 = ["127.0.0.1", "127.0.0.3", "127.0.0.4", "127.0.0.5", "127.0.0.2"]
+  fs.writeFileSync(hosts, [`::1 ${MULTI}`, ...v4.map((a) => `${a} ${MULTI}`), fs.readFileSync("/etc/hosts", "utf8")].join("\n"))
+  // The order getaddrinfo hands them out in (RFC 6724 sorting may reorder them): the
+  // server listens on the last one.
+  const probe = require("node:child_process").spawnSync(
+    ...bindMounted(hosts, "/etc/hosts")(process.execPath, ["-e", `require("dns").lookup(${JSON.stringify(MULTI)}, { all: true }, (e, a) => console.log(JSON.stringify(a.map((x) => x.address))))`]),
+    { encoding: "utf8" }
+  )
+  const order = JSON.parse(probe.stdout)
+  assert.deepEqual([order[0], order.length], ["::1", 6], `sanity: ${probe.stdout}${probe.stderr}`)
+  const last = order[order.length - 1]
+  const hole = spawn("python3", ["-c", BLACK_HOLE, "0"], { stdio: ["ignore", "pipe", "inherit"] })
+  const port = Number(await within(new Promise((resolve) => hole.stdout.once("data", resolve)), 5000, "the black hole"))
+  const server = http.createServer((req, res) => {
+    req.resume()
+    req.on("end", () => res.end(JSON.stringify({ via: last })))
+  })
+  try {
+    await new Promise((resolve, reject) => server.once("error", reject).listen(port, last, resolve))
+    const run = await runClient(
+      `report(await outcome(() => make(Pusher, { host: ARGS.host, port: ARGS.port, timeout: 10000 }).trigger("c", "e", {})))`,
+      { args: { host: MULTI, port }, killAfterMs: 25000, wrap: bindMounted(hosts, "/etc/hosts") }
+    )
+    assertSurvived(run)
+    const [ours] = run.results
+    assert.equal(ours.ok, true, `failed after ${ours.ms} ms: ${ours.code} ${ours.cause}`)
+    assert.equal(ours.body, JSON.stringify({ via: last }))
+    // One delay for the black hole (250 ms; 300 ms on tokio), then the refusals back to
+    // back: waiting a delay after each would take at least 1250 ms.
+    assert.ok(ours.ms < 900, `connected after ${ours.ms} ms`)
+  } finally {
+    hole.kill()
+    await new Promise((resolve) => server.close(resolve))
+  }
+})
+
 // A mount namespace whose resolv.conf points at 127.0.0.1, where no DNS server listens:
 // getaddrinfo answers EAI_AGAIN (a temporary failure), which is not ENOTFOUND.
-const canUnshare = process.platform === "linux" && require("node:child_process").spawnSync("unshare", ["-m", "true"]).status === 0
 
 test(`8b. a temporary DNS failure stays EAI_AGAIN and retryable, as with pusher (${TRANSPORT})`, { skip: !canUnshare && "needs `unshare -m` (Linux, root)", timeout: 60000 }, async () => {
   const resolv = require("node:path").join(certs.dir, "resolv.conf")
@@ -251,7 +299,7 @@ test(`8b. a temporary DNS failure stays EAI_AGAIN and retryable, as with pusher 
      report(await outcome(() => make(Upstream, options).trigger("c", "e", {})))
      report(await outcome(() => make(Pusher, options).trigger("c", "e", {})))
      report(await outcome(() => make(Pusher, options).get({ path: "/channels" })))`,
-    { killAfterMs: 30000, wrap: (node, args) => ["unshare", ["-m", "sh", "-c", 'mount --bind "$0" /etc/resolv.conf && exec "$@"', resolv, node, ...args]] }
+    { killAfterMs: 30000, wrap: bindMounted(resolv, "/etc/resolv.conf") }
   )
   assertSurvived(run)
   const [upstream, post, get] = run.results

@@ -128,6 +128,8 @@ function transportFor(config, base, key, onReply) {
     library: libraryName(),
     retry: retryOf(extras.retry),
     eventLoop: eventLoopAllowed(),
+    maxResponseSize: extras.maxResponseSize,
+    maxSockets: extras.maxSockets,
   }
   let client
   try {

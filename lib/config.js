@@ -112,7 +112,25 @@ function readExtras(options) {
     retry: options.retry,
     limits: options.limits,
     autoChunk: options.autoChunk === true,
+    maxResponseSize: positiveCount("maxResponseSize", options.maxResponseSize),
+    maxSockets: positiveCount("maxSockets", options.maxSockets),
   }
+}
+
+/** A whole number of at least 1, or Infinity (no limit); undefined for the core's default. */
+function positiveCount(name, value) {
+  if (value === undefined) return undefined
+  if (typeof value !== "number") {
+    const error = new TypeError(`The "${name}" option must be of type number. Received ${inspect(value)}`)
+    error.code = "ERR_INVALID_ARG_TYPE"
+    throw error
+  }
+  if (!(value === Infinity || (Number.isSafeInteger(value) && value >= 1))) {
+    const error = new RangeError(`The "${name}" option must be a whole number >= 1 or Infinity. Received ${value}`)
+    error.code = "ERR_OUT_OF_RANGE"
+    throw error
+  }
+  return value
 }
 
 module.exports = PusherConfig

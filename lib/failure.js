@@ -11,6 +11,8 @@ const FAILURE = {
   tls: { type: "system", code: "PUSHER_TLS" },
   redirect: { type: "max-redirect", code: "PUSHER_NETWORK" },
   config: { type: "system", code: "PUSHER_NETWORK" },
+  // node-fetch's `size` limit: a FetchError with no code, as node-fetch makes it.
+  "max-size": { type: "max-size", code: "PUSHER_NETWORK" },
 }
 
 function causeOf(reply) {
@@ -21,6 +23,7 @@ function causeOf(reply) {
   }
   const { type } = FAILURE[reply.errorKind] || FAILURE.network
   if (type === "aborted") return new AbortError(reply.errorMessage, reply.errorCode)
+  if (type === "max-size") return new FetchError(reply.errorMessage, type)
   return new FetchError(reply.errorMessage, type, reply.errorCode)
 }
 

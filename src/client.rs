@@ -8,6 +8,7 @@ use bytes::Bytes;
 use napi::bindgen_prelude::{Buffer, Function};
 use napi::{Env, Error, JsValue, Result, Status};
 use napi_derive::napi;
+use pusher_core::http::limits;
 use pusher_core::http::Method;
 use pusher_core::retry::RetryPolicy;
 use pusher_core::transport::{self, TransportOptions};
@@ -37,6 +38,11 @@ pub struct ClientOptions {
   pub retry: Option<RetryOptions>,
   /// Whether requests may run on this thread's event loop (the main thread).
   pub event_loop: Option<bool>,
+  /// The largest response body read, in bytes (`maxResponseSize`); the core's default
+  /// when absent.
+  pub max_response_size: Option<f64>,
+  /// Connections per origin (`maxSockets`); the core's default when absent.
+  pub max_sockets: Option<f64>,
 }
 
 /// Where a client's requests go.
@@ -67,6 +73,15 @@ fn delay_ms(value: f64, default: Duration) -> Duration {
   }
 }
 
+/// A positive whole count from JS (checked there), or `default`; huge values saturate.
+fn count_or(value: Option<f64>, default: u64) -> u64 {
+  match value {
+    Some(v) if v.is_finite() && v >= 1.0 => v.min(u64::MAX as f64) as u64,
+    Some(v) if v == f64::INFINITY => u64::MAX,
+    _ => default,
+  }
+}
+
 fn retry_policy(retry: Option<RetryOptions>) -> Option<RetryPolicy> {
   let defaults = RetryPolicy::default();
   retry.filter(|r| r.attempts > 1).map(|r| RetryPolicy {
@@ -74,6 +89,13 @@ fn retry_policy(retry: Option<RetryOptions>) -> Option<RetryPolicy> {
     min_delay: delay_ms(r.min_delay_ms, defaults.min_delay),
     max_delay: delay_ms(r.max_delay_ms, defaults.max_delay),
   })
+}
+
+/// `scheme://host:port` of the base URL, the key of the connection limit.
+fn origin_of(base_url: &str) -> String {
+  url::Url::parse(base_url)
+    .map(|u| u.origin().ascii_serialization())
+    .unwrap_or_else(|_| base_url.to_owned())
 }
 
 #[napi]
@@ -88,6 +110,12 @@ impl Client {
   pub fn new(env: Env, options: ClientOptions, on_reply: Function<(), ()>) -> Result<Self> {
     let timeout = options.timeout_ms.and_then(ms);
     let retry = retry_policy(options.retry);
+    let max_response_size = count_or(options.max_response_size, limits::MAX_RESPONSE_SIZE_DEFAULT);
+    let max_sockets = usize::try_from(count_or(
+      options.max_sockets,
+      limits::MAX_SOCKETS_DEFAULT as u64,
+    ))
+    .unwrap_or(usize::MAX);
     let ca = options.ca.map(|b| b.to_vec());
     let library = HeaderValue::from_str(&options.library)
       .map_err(|_| Error::new(Status::InvalidArg, "invalid library header"))?;
@@ -119,17 +147,13 @@ impl Client {
         });
       }
     }
-    // With retries on, a hung connect must fail as a connect error (retryable for a
-    // POST) before the request deadline; without them, the transport is `pusher`'s.
     let options = TransportOptions {
       proxy: options.proxy,
       ca,
-      connect_timeout: retry
-        .is_some()
-        .then(|| transport::retry_connect_timeout(timeout)),
     };
     let http =
       transport::shared_client(&options).map_err(|e| Error::new(Status::InvalidArg, e.message))?;
+    let sockets = http.sockets(&origin_of(&signer.base_url), max_sockets);
     // SAFETY: on the JS thread; the reference is owned by the mailbox from now on.
     let mailbox = unsafe {
       let mut on_ref = std::ptr::null_mut();
@@ -141,7 +165,12 @@ impl Client {
       signer,
       transport: Transport::Tokio(Arc::new(TokioTransport {
         http,
+        sockets,
         timeout,
+        max_response_size,
+        // With retries on, a hung connect fails as a connect error (retryable for a
+        // POST); without them, the transport is `pusher`'s.
+        connect_timeout: retry.is_some().then_some(limits::RETRY_CONNECT_TIMEOUT),
         retry,
         library,
         mailbox,

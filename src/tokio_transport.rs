@@ -12,10 +12,15 @@ use pusher_core::transport::{self, Request};
 use reqwest::header::HeaderValue;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::Semaphore;
 
 pub struct TokioTransport {
   pub http: Arc<transport::SharedClient>,
+  /// This client's share of the connections to its origin (`maxSockets`).
+  pub sockets: Arc<Semaphore>,
   pub timeout: Option<Duration>,
+  pub max_response_size: u64,
+  pub connect_timeout: Option<Duration>,
   pub retry: Option<RetryPolicy>,
   pub library: HeaderValue,
   pub mailbox: Arc<Mailbox>,
@@ -42,10 +47,12 @@ impl TokioTransport {
         body,
         timeout: this.timeout,
         library: this.library.clone(),
+        max_response_size: this.max_response_size,
+        connect_timeout: this.connect_timeout,
       };
       let http = this.http.get();
       let (result, attempts) =
-        transport::send_with_retry(&http, &request, this.retry.as_ref()).await;
+        transport::send_with_retry(&http, &request, this.retry.as_ref(), Some(&this.sockets)).await;
       let result =
         result.map_err(|e| pusher_core::proxy::blame_proxy(e, &request.url, this.http.proxy()));
       if let Err(e) = &result {

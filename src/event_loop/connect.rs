@@ -1,7 +1,8 @@
 //! Opening a connection: name resolution (`uv_getaddrinfo`), then Happy Eyeballs as
 //! Node's `autoSelectFamily` does it: addresses interleaved by family, the next attempt
-//! started when the previous one fails or after `ATTEMPT_DELAY`, the first connection
-//! to succeed wins and the others are closed.
+//! started when one fails or after `HAPPY_EYEBALLS_DELAY`, the first connection to
+//! succeed wins and the others are closed. Addresses keep their IPv6 scope id: a
+//! link-local address cannot be reached without it.
 
 use super::tcp::Tcp;
 use super::timer::Timer;
@@ -11,7 +12,7 @@ use pusher_core::http::limits::HAPPY_EYEBALLS_DELAY;
 use std::cell::RefCell;
 use std::ffi::{c_int, CString};
 use std::future::{poll_fn, Future};
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, SocketAddr, SocketAddrV6};
 use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll, Waker};
@@ -50,18 +51,18 @@ fn poll_slot<T>(slot: &Shared<T>, cx: &mut Context<'_>) -> Poll<T> {
 // ---- name resolution ----
 
 struct Resolving {
-  slot: Shared<(c_int, Vec<IpAddr>)>,
+  slot: Shared<(c_int, Vec<SocketAddr>)>,
   host: CString,
   hints: libc::addrinfo,
 }
 
-/// The addresses of `host`, or libuv's error code.
-pub async fn resolve(uv: &'static Uv, loop_: Loop, host: &str) -> Result<Vec<IpAddr>, c_int> {
+/// The addresses of `host` (port 0, scope ids kept), or libuv's error code.
+pub async fn resolve(uv: &'static Uv, loop_: Loop, host: &str) -> Result<Vec<SocketAddr>, c_int> {
   if let Ok(ip) = host.parse::<IpAddr>() {
-    return Ok(vec![ip]);
+    return Ok(vec![SocketAddr::new(ip, 0)]);
   }
   let host = CString::new(host).map_err(|_| -(libc::EINVAL))?;
-  let slot: Shared<(c_int, Vec<IpAddr>)> = Rc::default();
+  let slot: Shared<(c_int, Vec<SocketAddr>)> = Rc::default();
   // SAFETY: a zeroed addrinfo is "no hints"; the fields set are plain integers.
   let mut hints: libc::addrinfo = unsafe { std::mem::zeroed() };
   hints.ai_family = libc::AF_UNSPEC;
@@ -114,9 +115,10 @@ unsafe extern "C" fn on_resolved(req: *mut Req, status: c_int, res: *mut libc::a
     let mut addrs = Vec::new();
     let mut node = res;
     while !node.is_null() {
-      if let Some(addr) = sockaddr_to_std((*node).ai_addr) {
-        if !addrs.contains(&addr.ip()) {
-          addrs.push(addr.ip());
+      if let Some(mut addr) = sockaddr_to_std((*node).ai_addr) {
+        addr.set_port(0);
+        if !addrs.contains(&addr) {
+          addrs.push(addr);
         }
       }
       node = (*node).ai_next;
@@ -138,8 +140,8 @@ pub fn lookup_code(uv: &Uv, err: c_int) -> &'static str {
 }
 
 /// Addresses alternating between families, starting with the first one's.
-pub fn interleave(addrs: Vec<IpAddr>) -> Vec<IpAddr> {
-  let first_v6 = addrs.first().is_some_and(IpAddr::is_ipv6);
+pub fn interleave(addrs: Vec<SocketAddr>) -> Vec<SocketAddr> {
+  let first_v6 = addrs.first().is_some_and(SocketAddr::is_ipv6);
   let (mut same, mut other): (Vec<_>, Vec<_>) =
     addrs.into_iter().partition(|a| a.is_ipv6() == first_v6);
   let mut out = Vec::with_capacity(same.len() + other.len());
@@ -198,24 +200,30 @@ unsafe extern "C" fn on_connect(req: *mut Req, status: c_int) {
   });
 }
 
-/// Connects to the first of `addrs` that answers (Happy Eyeballs); the last error when
-/// none does.
+/// Connects to the first of `addrs` (on `port`) that answers (Happy Eyeballs); the last
+/// error when none does.
 pub async fn connect(
   uv: &'static Uv,
   loop_: Loop,
-  addrs: Vec<IpAddr>,
+  addrs: Vec<SocketAddr>,
   port: u16,
 ) -> Result<Tcp, c_int> {
   let addrs: Vec<SocketAddr> = interleave(addrs)
     .into_iter()
-    .map(|ip| SocketAddr::new(ip, port))
+    .map(|mut addr| {
+      addr.set_port(port);
+      addr
+    })
     .collect();
   let mut next = 0;
   let mut attempts: Vec<Attempt> = Vec::new();
   let mut delay: Option<Timer> = None;
   let mut last_error = -(libc::ECONNREFUSED);
+  // An attempt failed: the next starts now, not when the delay is up.
+  let mut failed = false;
   poll_fn(move |cx| loop {
     let start_next = attempts.is_empty()
+      || std::mem::take(&mut failed)
       || delay
         .as_mut()
         .is_some_and(|t| Pin::new(t).poll(cx).is_ready());
@@ -245,6 +253,7 @@ pub async fn connect(
           last_error = err;
           attempts.swap_remove(i);
           progressed = true;
+          failed = true;
         }
         Poll::Pending => i += 1,
       }
@@ -311,7 +320,13 @@ unsafe fn sockaddr_to_std(addr: *const libc::sockaddr) -> Option<SocketAddr> {
     libc::AF_INET6 => {
       let sin6 = &*(addr as *const libc::sockaddr_in6);
       let ip = std::net::Ipv6Addr::from(sin6.sin6_addr.s6_addr);
-      Some(SocketAddr::new(ip.into(), u16::from_be(sin6.sin6_port)))
+      let port = u16::from_be(sin6.sin6_port);
+      Some(SocketAddr::V6(SocketAddrV6::new(
+        ip,
+        port,
+        sin6.sin6_flowinfo,
+        sin6.sin6_scope_id,
+      )))
     }
     _ => None,
   }
@@ -322,9 +337,19 @@ mod tests {
   use super::*;
 
   #[test]
+  fn link_local_addresses_keep_their_scope_id() {
+    let scoped: SocketAddr = "[fe80::1%7]:443".parse().unwrap();
+    let storage = std_to_sockaddr(scoped);
+    // SAFETY: a sockaddr_in6 written by `std_to_sockaddr`.
+    let back = unsafe { sockaddr_to_std((&storage as *const libc::sockaddr_storage).cast()) };
+    assert_eq!(back, Some(scoped));
+    assert!(matches!(back, Some(SocketAddr::V6(a)) if a.scope_id() == 7));
+  }
+
+  #[test]
   fn families_alternate_from_the_first() {
-    let v4 = |n| IpAddr::from([127, 0, 0, n]);
-    let v6 = |n| IpAddr::from([0, 0, 0, 0, 0, 0, 0, n]);
+    let v4 = |n| SocketAddr::new(IpAddr::from([127, 0, 0, n]), 0);
+    let v6 = |n| SocketAddr::new(IpAddr::from([0, 0, 0, 0, 0, 0, 0, n]), 0);
     assert_eq!(
       interleave(vec![v6(1), v6(2), v4(1), v4(2), v4(3)]),
       vec![v6(1), v4(1), v6(2), v4(2), v4(3)]

@@ -12,7 +12,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use pusher_core::error::TransportError;
-use pusher_core::http::limits::{MAX_HEAD_BYTES, MAX_REDIRECTS};
+use pusher_core::http::limits::MAX_REDIRECTS;
 use pusher_core::http::response::Reply;
 use pusher_core::http::{redirect, request, response, Method, Origin};
 use std::rc::Rc;
@@ -152,8 +152,7 @@ async fn open(client: &Rc<Client>, origin: &Origin, url: &str) -> Result<Conn, T
   } else {
     Stream::Plain(tcp)
   };
-  let (sender, connection) = hyper::client::conn::http1::Builder::new()
-    .max_buf_size(MAX_HEAD_BYTES)
+  let (sender, connection) = response::configure_http1(&mut hyper::client::conn::http1::Builder::new())
     .handshake(TokioIo::new(stream))
     .await
     .map_err(|e| TransportError::from_cause(&e, url, true))?;

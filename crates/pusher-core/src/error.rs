@@ -20,6 +20,8 @@ pub enum FailureKind {
   Redirect,
   /// Invalid options (a `ca` without certificates, a bad proxy URL).
   Config,
+  /// The response body passed `maxResponseSize` (node-fetch's `max-size`).
+  MaxSize,
 }
 
 #[derive(Debug, Clone)]
@@ -138,6 +140,16 @@ impl TransportError {
     }
   }
 
+  /// The body of the response from `url` passed `limit` bytes: node-fetch's words.
+  pub fn max_size(url: &str, limit: u64) -> Self {
+    Self {
+      kind: FailureKind::MaxSize,
+      code: "ERR_MAX_SIZE",
+      message: format!("content size at {url} over limit: {limit}"),
+      before_send: false,
+    }
+  }
+
   pub fn too_many_redirects(url: &str) -> Self {
     Self {
       kind: FailureKind::Redirect,
@@ -150,9 +162,17 @@ impl TransportError {
   /// Classifies a reqwest failure for the request to `url`.
   pub fn from_reqwest(err: &reqwest::Error, url: &str, timeout_ms: Option<u64>) -> Self {
     let connecting = err.is_connect();
+    if err.is_timeout() && connecting && timeout_ms.is_some() {
+      // The client's `connect_timeout` (set only with retries) under a caller's
+      // `timeout`: a timeout, as without retries, but one safe to retry (nothing sent).
+      return Self {
+        before_send: true,
+        ..Self::timeout(url, timeout_ms)
+      };
+    }
     if err.is_timeout() && connecting {
-      // The kernel's connect timeout, or the client's `connect_timeout` (set only when
-      // retries are on): no request byte was sent. Node reports this as a system error.
+      // The kernel's connect timeout, or the retry client's own bound without a
+      // `timeout`: no request byte was sent. Node reports this as a system error.
       return Self {
         kind: FailureKind::Network,
         code: "ETIMEDOUT",
@@ -197,21 +217,13 @@ fn root_cause(err: &reqwest::Error, url: &str) -> (FailureKind, &'static str, St
     return found;
   }
   if err.is_connect() {
-    let host = url::Url::parse(url)
-      .ok()
-      .and_then(|u| u.host_str().map(str::to_owned))
-      .unwrap_or_default();
-    // getaddrinfo's EAI_AGAIN ("Temporary failure in name resolution") is worth
-    // retrying; a name that does not exist is not.
-    let code = if chain_text(err).contains("Temporary failure") {
-      "EAI_AGAIN"
-    } else {
-      "ENOTFOUND"
-    };
+    // A connect failure with no cause found above (the resolver's own verdict, an OS
+    // error): as node-fetch words a name that would not resolve.
+    let code = "ENOTFOUND";
     return (
       FailureKind::Network,
       code,
-      format!("getaddrinfo {code} {host}"),
+      format!("getaddrinfo {code} {}", host_of(url)),
     );
   }
   if err.is_body() || err.is_request() {
@@ -220,15 +232,11 @@ fn root_cause(err: &reqwest::Error, url: &str) -> (FailureKind, &'static str, St
   (FailureKind::Network, "EPROTO", err.to_string())
 }
 
-fn chain_text(err: &(dyn StdError + 'static)) -> String {
-  let mut text = String::new();
-  let mut cause = Some(err);
-  while let Some(e) = cause {
-    text.push_str(&e.to_string());
-    text.push('\n');
-    cause = e.source();
-  }
-  text
+fn host_of(url: &str) -> String {
+  url::Url::parse(url)
+    .ok()
+    .and_then(|u| u.host_str().map(str::to_owned))
+    .unwrap_or_default()
 }
 
 /// The most specific explanation in the cause chain (including errors wrapped inside
@@ -238,18 +246,26 @@ fn cause_of(
   url: &str,
 ) -> Option<(FailureKind, &'static str, String)> {
   let mut cause: Option<&(dyn StdError + 'static)> = Some(err);
+  let mut from_hyper = false;
   while let Some(e) = cause {
     if let Some(tls) = e.downcast_ref::<rustls::Error>() {
       return Some(tls_cause(tls));
     }
+    if let Some(lookup) = e.downcast_ref::<crate::transport::resolve::LookupError>() {
+      let reason = format!("getaddrinfo {} {}", lookup.code, host_of(url));
+      return Some((FailureKind::Network, lookup.code, reason));
+    }
     if let Some(h) = e.downcast_ref::<hyper::Error>() {
-      // hyper reports a head over `max_buf_size` as "message head is too large" (its
-      // `is_parse_too_large` exists only with its server feature).
-      if h.is_parse() && h.to_string().contains("too large") {
+      // A head over hyper's `max_buf_size`.
+      if h.is_parse_too_large() {
         let reason = "Parse Error: Header overflow".into();
         return Some((FailureKind::Network, "HPE_HEADER_OVERFLOW", reason));
       }
-      if h.is_parse() || h.is_parse_status() {
+      if h.is_parse_status() {
+        let reason = "Parse Error: Invalid status code".into();
+        return Some((FailureKind::Network, "HPE_INVALID_STATUS", reason));
+      }
+      if h.is_parse() {
         return Some((
           FailureKind::Network,
           "HPE_INVALID_RESPONSE",
@@ -258,6 +274,13 @@ fn cause_of(
       }
       if h.source().is_none() && (h.is_incomplete_message() || h.is_canceled() || h.is_closed()) {
         return Some((FailureKind::Network, "ECONNRESET", "socket hang up".into()));
+      }
+      from_hyper = true;
+    }
+    if let Some(io_err) = e.downcast_ref::<io::Error>() {
+      if from_hyper && is_chunk_framing(io_err) {
+        let reason = "Parse Error: Invalid character in chunk size".into();
+        return Some((FailureKind::Network, "HPE_INVALID_CHUNK_SIZE", reason));
       }
     }
     cause = match e.downcast_ref::<io::Error>() {
@@ -274,6 +297,17 @@ fn cause_of(
     };
   }
   None
+}
+
+/// hyper's chunked-body decoder reports a malformed chunk (size line, CRLF, trailers)
+/// as an `InvalidInput` or `InvalidData` I/O error of its own; a TLS failure on the same
+/// path is `InvalidData` carrying the `rustls::Error`, and a socket's has an errno.
+fn is_chunk_framing(e: &io::Error) -> bool {
+  matches!(
+    e.kind(),
+    io::ErrorKind::InvalidInput | io::ErrorKind::InvalidData
+  ) && e.raw_os_error().is_none()
+    && !e.get_ref().is_some_and(|inner| inner.is::<rustls::Error>())
 }
 
 fn io_cause(e: &io::Error, url: &str) -> Option<(FailureKind, &'static str, String)> {
@@ -350,5 +384,21 @@ mod tests {
       url
     )
     .is_none());
+  }
+
+  #[test]
+  fn lookup_failures_are_read_from_their_type_not_their_words() {
+    use crate::transport::resolve::LookupError;
+    let url = "http://api.example.com/apps/1/events";
+    for code in ["EAI_AGAIN", "ENOTFOUND", "EAI_FAIL"] {
+      // Wrapped as hyper-util and reqwest wrap it: found through the chain.
+      let wrapped = io::Error::other(LookupError { code });
+      let e = TransportError::from_cause(&wrapped, url, true);
+      assert_eq!((e.kind, e.code), (FailureKind::Network, code));
+      assert_eq!(
+        e.message,
+        format!("request to {url} failed, reason: getaddrinfo {code} api.example.com")
+      );
+    }
   }
 }

@@ -7,7 +7,7 @@
 //! Certificate and TLS protocol failures are never retried: they do not heal.
 
 use crate::error::{FailureKind, TransportError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RetryPolicy {
@@ -49,9 +49,11 @@ pub fn is_retryable(idempotent: bool, outcome: &Outcome) -> bool {
   match outcome {
     Outcome::Failed(e) => match e.kind {
       FailureKind::Network | FailureKind::Timeout => idempotent || e.before_send,
-      FailureKind::Tls | FailureKind::InvalidUrl | FailureKind::Redirect | FailureKind::Config => {
-        false
-      }
+      FailureKind::Tls
+      | FailureKind::InvalidUrl
+      | FailureKind::Redirect
+      | FailureKind::Config
+      | FailureKind::MaxSize => false,
     },
     Outcome::Status {
       status,
@@ -93,6 +95,44 @@ impl RetryPolicy {
       Some(wait) if wait > self.max_delay => None,
       Some(wait) => Some(wait.max(backoff)),
       None => Some(backoff),
+    }
+  }
+}
+
+/// A whole call's deadline (`timeout`), retries and back-off included.
+#[derive(Debug, Clone, Copy)]
+pub struct Deadline(Option<Instant>);
+
+impl Deadline {
+  /// `timeout` from now; none without one.
+  pub fn after(timeout: Option<Duration>) -> Self {
+    Self(timeout.and_then(|t| Instant::now().checked_add(t)))
+  }
+
+  /// The time left (zero once passed); `None` without a deadline.
+  pub fn remaining(&self) -> Option<Duration> {
+    self
+      .0
+      .map(|at| at.saturating_duration_since(Instant::now()))
+  }
+}
+
+impl RetryPolicy {
+  /// [`next_delay`](Self::next_delay), but only when the next attempt can start before
+  /// the call's deadline (`remaining`: the time left, `None` without one). Otherwise the
+  /// last outcome stands: the call settles by its deadline, back-off included.
+  pub fn next_delay_within(
+    &self,
+    attempt: u32,
+    idempotent: bool,
+    outcome: &Outcome,
+    jitter: f64,
+    remaining: Option<Duration>,
+  ) -> Option<Duration> {
+    let delay = self.next_delay(attempt, idempotent, outcome, jitter)?;
+    match remaining {
+      Some(left) if delay >= left => None,
+      _ => Some(delay),
     }
   }
 }
@@ -238,6 +278,7 @@ mod tests {
       FailureKind::InvalidUrl,
       FailureKind::Redirect,
       FailureKind::Config,
+      FailureKind::MaxSize,
     ] {
       for idempotent in [false, true] {
         let e = failure(kind, true);
@@ -303,6 +344,34 @@ mod tests {
     assert!(p.next_delay(1, false, &s(429, Some("6")), 0.0).is_none());
     assert!(is_retryable(false, &s(429, Some("6"))));
     assert!(p.next_delay(1, true, &s(503, Some("3600")), 0.0).is_none());
+  }
+
+  #[test]
+  fn no_attempt_starts_past_the_deadline() {
+    let p = policy();
+    let e = failure(FailureKind::Network, true);
+    let failed = Outcome::Failed(&e);
+    let next = |left: Option<u64>| {
+      p.next_delay_within(1, false, &failed, 1.0, left.map(Duration::from_millis))
+    };
+    assert_eq!(next(None), Some(Duration::from_millis(100)));
+    assert_eq!(next(Some(101)), Some(Duration::from_millis(100)));
+    assert_eq!(next(Some(100)), None);
+    assert_eq!(next(Some(0)), None);
+    // A Retry-After the deadline cannot wait out: the 503 is the answer now.
+    let long = RetryPolicy {
+      max_delay: Duration::from_secs(5),
+      ..p
+    };
+    let busy = Outcome::Status {
+      status: 503,
+      retry_after: Some("1"),
+    };
+    let left = Some(Duration::from_millis(300));
+    assert_eq!(long.next_delay_within(1, false, &busy, 0.0, left), None);
+    assert!(Deadline::after(None).remaining().is_none());
+    let d = Deadline::after(Some(Duration::from_secs(60)));
+    assert!(d.remaining().unwrap() > Duration::from_secs(59));
   }
 
   #[test]

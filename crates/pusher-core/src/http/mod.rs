@@ -4,6 +4,7 @@
 //! reqwest) and the event-loop transport (in the binding, hyper on Node's loop) both
 //! build their requests and replies from here.
 
+pub mod head_verdict;
 pub mod limits;
 pub mod redirect;
 pub mod request;

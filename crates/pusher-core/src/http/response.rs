@@ -2,6 +2,7 @@
 //! `name\nvalue\n…` (lowercase names, latin-1 values, a repeated name's values together
 //! at its first position, as `HeaderMap` iterates them), `Retry-After`, `Location`.
 
+use super::limits;
 use ::http::header::{HeaderMap, CONTENT_LENGTH, LOCATION, RETRY_AFTER, TRANSFER_ENCODING};
 use ::http::{Extensions, StatusCode};
 
@@ -36,11 +37,55 @@ pub fn reply_head(status: StatusCode, headers: &HeaderMap, extensions: &Extensio
   }
 }
 
+/// hyper's HTTP/1 client settings, the same for both transports' parsers: the one
+/// place that tells hyper to judge a response head as Node's parser (llhttp) does.
+/// The event loop's connections are built with it; the tokio transport gives reqwest
+/// the same values ([`MAX_HEAD_LINES`](limits::MAX_HEAD_LINES)).
+pub fn configure_http1(
+  builder: &mut hyper::client::conn::http1::Builder,
+) -> &mut hyper::client::conn::http1::Builder {
+  builder
+    // A head over 16 KiB fails as Node's does (HPE_HEADER_OVERFLOW).
+    .max_buf_size(limits::MAX_HEAD_BYTES)
+    // llhttp counts no lines; hyper must (see MAX_HEAD_LINES).
+    .max_headers(limits::MAX_HEAD_LINES)
+}
+
+/// What Node's parser refuses in a head hyper has read (its code and reason): the
+/// framing rules of [`framing_error`], and a `101 Switching Protocols`, which answers
+/// no request of ours (none asks for an upgrade; Node's client never settles on it).
+pub fn head_error(status: StatusCode, headers: &HeaderMap) -> Option<(&'static str, &'static str)> {
+  if status == StatusCode::SWITCHING_PROTOCOLS {
+    return Some((
+      "EPROTO",
+      "Parse Error: 101 Switching Protocols, but no upgrade was asked for",
+    ));
+  }
+  framing_error(headers)
+}
+
 /// A head whose framing a careful parser (Node's llhttp) refuses but hyper reads:
-/// `Transfer-Encoding` beside `Content-Length`, or a `Transfer-Encoding` line with an
-/// empty value (hyper would then read the chunked body as raw bytes). Node's error code
-/// and reason.
+/// `Transfer-Encoding` beside `Content-Length`, a `Transfer-Encoding` line with an empty
+/// value (hyper would then read the chunked body as raw bytes), more than one
+/// `Content-Length` line, or one that is not plain digits (hyper reads `2, 2` as 2).
+/// Node's error code and reason.
 pub fn framing_error(headers: &HeaderMap) -> Option<(&'static str, &'static str)> {
+  let mut lengths = headers.get_all(CONTENT_LENGTH).iter();
+  if let Some(length) = lengths.next() {
+    if lengths.next().is_some() {
+      return Some((
+        "HPE_UNEXPECTED_CONTENT_LENGTH",
+        "Parse Error: Duplicate Content-Length",
+      ));
+    }
+    let digits = length.as_bytes().trim_ascii();
+    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+      return Some((
+        "HPE_INVALID_CONTENT_LENGTH",
+        "Parse Error: Invalid character in Content-Length",
+      ));
+    }
+  }
   let mut encodings = headers.get_all(TRANSFER_ENCODING).iter().peekable();
   encodings.peek()?;
   if headers.contains_key(CONTENT_LENGTH) {
@@ -75,7 +120,9 @@ pub fn head_size(status: StatusCode, headers: &HeaderMap) -> usize {
 pub fn is_framing_code(code: &str) -> bool {
   matches!(
     code,
-    "HPE_INVALID_CONTENT_LENGTH" | "HPE_INVALID_TRANSFER_ENCODING"
+    "HPE_INVALID_CONTENT_LENGTH"
+      | "HPE_UNEXPECTED_CONTENT_LENGTH"
+      | "HPE_INVALID_TRANSFER_ENCODING"
   )
 }
 
@@ -141,6 +188,22 @@ mod tests {
       head(&[("transfer-encoding", "chunked,")]),
       Some("HPE_INVALID_TRANSFER_ENCODING")
     );
+    // Content-Length as llhttp reads it: one line of digits.
+    assert_eq!(head(&[("content-length", " 2 ")]), None);
+    assert_eq!(
+      head(&[("content-length", "2"), ("content-length", "2")]),
+      Some("HPE_UNEXPECTED_CONTENT_LENGTH")
+    );
+    for bad in ["2, 2", "+2", "1e20", ""] {
+      assert_eq!(
+        head(&[("content-length", bad)]),
+        Some("HPE_INVALID_CONTENT_LENGTH"),
+        "{bad:?}"
+      );
+    }
+    let upgrade = head_error(StatusCode::SWITCHING_PROTOCOLS, &HeaderMap::new());
+    assert_eq!(upgrade.map(|e| e.0), Some("EPROTO"));
+    assert_eq!(head_error(StatusCode::OK, &HeaderMap::new()), None);
   }
 
   #[test]
