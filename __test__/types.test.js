@@ -141,7 +141,10 @@ declare const express: { text(options: object): (req: any, res: any) => void }
 
 function readmeSnippets() {
   const readme = fs.readFileSync(path.join(root, "README.md"), "utf8")
-  const part = readme.slice(readme.indexOf("\n## Usage"), readme.indexOf("\n## Deliberately different"))
+  // Up to the web build's section: its snippet is a Worker module showing two
+  // alternative imports side by side, not one program to wrap in a function.
+  const end = ["\n## Runtimes", "\n## Deliberately different"].map((h) => readme.indexOf(h)).filter((i) => i > 0)
+  const part = readme.slice(readme.indexOf("\n## Usage"), Math.min(...end))
   return [...part.matchAll(/```(?:js|ts)\n([\s\S]*?)```/g)].map((m) => m[1])
 }
 
