@@ -6,10 +6,9 @@
 
 const test = require("node:test")
 const assert = require("node:assert/strict")
-const { spawn } = require("node:child_process")
 const Pusher = require("..")
 const { within } = require("./helpers")
-const { rawServer, runClient, assertSurvived } = require("./raw-servers")
+const { rawServer, runClient, assertSurvived, blackHole } = require("./raw-servers")
 
 const TOKIO = process.env.PUSHER_NATIVE_TRANSPORT === "tokio"
 const TRANSPORT = TOKIO ? "tokio" : "event loop"
@@ -139,24 +138,10 @@ test(`timeout with retry: a Retry-After past the deadline is not waited out (${T
   }
 })
 
-// A listener whose accept queue is full: connects to it hang (Linux drops the SYNs).
-const BLACK_HOLE = `
-import socket, sys, time
-s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(0)
-fillers = []
-for _ in range(8):
-    c = socket.socket(); c.setblocking(False)
-    try: c.connect(s.getsockname())
-    except BlockingIOError: pass
-    fillers.append(c)
-print(s.getsockname()[1]); sys.stdout.flush(); time.sleep(60)
-`
-
 test(`a hung connect is a timeout with and without retry: PUSHER_TIMEOUT, AbortError (${TRANSPORT})`, { skip: process.platform !== "linux" && "needs Linux accept-queue behaviour", timeout: 30000 }, async () => {
-  const hole = spawn("python3", ["-c", BLACK_HOLE], { stdio: ["ignore", "pipe", "inherit"] })
+  const hole = await blackHole()
   try {
-    const port = Number(await within(new Promise((resolve) => hole.stdout.once("data", resolve)), 5000, "the black hole"))
-    const options = { appId: "1", key: "k", secret: "s", host: "127.0.0.1", port, timeout: 1000 }
+    const options = { appId: "1", key: "k", secret: "s", host: "127.0.0.1", port: hole.port, timeout: 1000 }
     const [plain, retried] = await within(
       Promise.all([new Pusher(options), new Pusher({ ...options, retry: true })].map((p) => p.trigger("c", "e", {}).catch((e) => e))),
       10000
@@ -165,7 +150,7 @@ test(`a hung connect is a timeout with and without retry: PUSHER_TIMEOUT, AbortE
     assert.deepEqual(shape(plain), { code: "PUSHER_TIMEOUT", name: "AbortError", type: "aborted", errorCode: "ETIMEDOUT" })
     assert.deepEqual(shape(retried), shape(plain))
   } finally {
-    hole.kill()
+    hole.process.kill()
   }
 })
 

@@ -9,6 +9,7 @@ const assert = require("node:assert/strict")
 const fs = require("node:fs")
 const path = require("node:path")
 const { Pusher, recordingServer, pusherFor, makeCerts, within, settled, runNode } = require("./helpers")
+const { blackHole } = require("./raw-servers")
 
 const ROOT = path.join(__dirname, "..")
 const hasProc = fs.existsSync("/proc/self/task")
@@ -212,23 +213,10 @@ test("host names are resolved (localhost works; an unknown name is ENOTFOUND, li
 })
 
 test("a timeout while connecting frees the connect slot; later requests still go out", { skip: process.platform !== "linux" && "needs Linux accept-queue behaviour", timeout: 20000 }, async () => {
-  // A listener that never accepts, its queue filled: further connects hang (SYNs dropped).
-  const { spawn } = require("node:child_process")
-  const child = spawn("python3", ["-c", `
-import socket, sys, time
-s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(0)
-fillers = []
-for _ in range(8):
-    c = socket.socket(); c.setblocking(False)
-    try: c.connect(s.getsockname())
-    except BlockingIOError: pass
-    fillers.append(c)
-print(s.getsockname()[1]); sys.stdout.flush(); time.sleep(60)
-`])
+  const hole = await blackHole()
   const server = await recordingServer()
   try {
-    const port = Number(await within(new Promise((resolve) => child.stdout.once("data", resolve)), 5000))
-    const hung = new Pusher({ appId: "1", key: "key", secret: "secret", host: "127.0.0.1", port, timeout: 300 })
+    const hung = new Pusher({ appId: "1", key: "key", secret: "secret", host: "127.0.0.1", port: hole.port, timeout: 300 })
     // More than the 64 connects allowed at once, so some wait in the queue and time out there.
     const started = performance.now()
     const results = await within(Promise.all(Array.from({ length: 80 }, (_, i) => settled(hung.trigger("c", "e", { i })))), 10000)
@@ -243,7 +231,7 @@ print(s.getsockname()[1]); sys.stdout.flush(); time.sleep(60)
     assert.equal(again.error.error.code, "ETIMEDOUT")
     assert.equal((await within(pusherFor(server, {}).trigger("c", "e", {}), 5000)).status, 200)
   } finally {
-    child.kill()
+    hole.process.kill()
     await server.close()
   }
 })

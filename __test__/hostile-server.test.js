@@ -10,11 +10,10 @@ const test = require("node:test")
 const assert = require("node:assert/strict")
 const fs = require("node:fs")
 const http = require("node:http")
-const { spawn } = require("node:child_process")
 const { AsyncLocalStorage } = require("node:async_hooks")
 const diagnostics = require("node:diagnostics_channel")
 const { recordingServer, pusherFor, makeCerts, within, settled } = require("./helpers")
-const { rawServer, tlsRawServer, response, runClient, assertSurvived } = require("./raw-servers")
+const { rawServer, tlsRawServer, response, runClient, assertSurvived, blackHole } = require("./raw-servers")
 
 const TRANSPORT = process.env.PUSHER_NATIVE_TRANSPORT === "tokio" ? "tokio" : "event loop"
 const certs = makeCerts()
@@ -181,23 +180,12 @@ test(`7. diagnostics subscribers see the AsyncLocalStorage store of the call tha
 })
 
 const DUAL = "pusher-native-dual.test"
-const BLACK_HOLE = `
-import socket, sys, time
-s = socket.socket(socket.AF_INET6); s.bind(("::1", int(sys.argv[1]))); s.listen(0)
-fillers = []
-for _ in range(8):
-    c = socket.socket(socket.AF_INET6); c.setblocking(False)
-    try: c.connect(("::1", s.getsockname()[1]))
-    except BlockingIOError: pass
-    fillers.append(c)
-print(s.getsockname()[1]); sys.stdout.flush(); time.sleep(60)
-`
 
 /** An HTTP server on 127.0.0.1:P and a black hole (full accept queue) on [::1]:P. */
 async function dualStack() {
   for (let attempt = 0; ; attempt++) {
-    const hole = spawn("python3", ["-c", BLACK_HOLE, "0"], { stdio: ["ignore", "pipe", "inherit"] })
-    const port = Number(await within(new Promise((resolve) => hole.stdout.once("data", resolve)), 5000, "the black hole"))
+    const hole = await blackHole("::1")
+    const port = hole.port
     const server = http.createServer((req, res) => {
       req.resume()
       req.on("end", () => res.end('{"via":"127.0.0.1"}'))
@@ -206,8 +194,8 @@ async function dualStack() {
       server.once("error", () => resolve(false))
       server.listen(port, "127.0.0.1", () => resolve(true))
     })
-    if (listening) return { port, close: () => (hole.kill(), new Promise((resolve) => server.close(resolve))) }
-    hole.kill()
+    if (listening) return { port, close: () => (hole.process.kill(), new Promise((resolve) => server.close(resolve))) }
+    hole.process.kill()
     if (attempt > 5) throw new Error("no port free on both ::1 and 127.0.0.1")
   }
 }
@@ -263,8 +251,8 @@ test(`8c. Happy Eyeballs: a failed attempt starts the next at once, while an ear
   const order = JSON.parse(probe.stdout)
   assert.deepEqual([order[0], order.length], ["::1", 6], `sanity: ${probe.stdout}${probe.stderr}`)
   const last = order[order.length - 1]
-  const hole = spawn("python3", ["-c", BLACK_HOLE, "0"], { stdio: ["ignore", "pipe", "inherit"] })
-  const port = Number(await within(new Promise((resolve) => hole.stdout.once("data", resolve)), 5000, "the black hole"))
+  const hole = await blackHole("::1")
+  const port = hole.port
   const server = http.createServer((req, res) => {
     req.resume()
     req.on("end", () => res.end(JSON.stringify({ via: last })))
@@ -283,7 +271,7 @@ test(`8c. Happy Eyeballs: a failed attempt starts the next at once, while an ear
     // back: waiting a delay after each would take at least 1250 ms.
     assert.ok(ours.ms < 900, `connected after ${ours.ms} ms`)
   } finally {
-    hole.kill()
+    hole.process.kill()
     await new Promise((resolve) => server.close(resolve))
   }
 })

@@ -245,4 +245,35 @@ function assertSurvived(run, what = "the client") {
 /** The outcome as compared between libraries: rejected, or resolved with status and body. */
 const shape = (o) => (o.ok ? { ok: true, status: o.status, body: o.body } : { ok: false })
 
-module.exports = { ROOT, readRequests, rawServer, tlsRawServer, response, runClient, assertSurvived, shape, PRELUDE }
+// A listener whose accept queue is full (python3, whose listen(0) really is one slot):
+// Linux drops further SYNs, so connects to it hang. `host` "::1" for IPv6; `port` 0
+// for any. Resolves with { port, process } once it listens; kill `process` to end it.
+const BLACK_HOLE = `
+import socket, sys, time
+host, port = sys.argv[1], int(sys.argv[2])
+family = socket.AF_INET6 if ":" in host else socket.AF_INET
+s = socket.socket(family); s.bind((host, port)); s.listen(0)
+fillers = []
+for _ in range(8):
+    c = socket.socket(family); c.setblocking(False)
+    try: c.connect((host, s.getsockname()[1]))
+    except BlockingIOError: pass
+    fillers.append(c)
+print(s.getsockname()[1]); sys.stdout.flush(); time.sleep(60)
+`
+async function blackHole(host = "127.0.0.1", port = 0) {
+  const child = spawn("python3", ["-c", BLACK_HOLE, host, String(port)], { stdio: ["ignore", "pipe", "inherit"] })
+  const listening = new Promise((resolve, reject) => {
+    child.stdout.once("data", (d) => resolve(Number(d)))
+    child.once("exit", (code) => reject(new Error(`the black hole exited (${code})`)))
+  })
+  const timer = new Promise((_, reject) => setTimeout(() => reject(new Error("the black hole did not start in 5 s")), 5000).unref())
+  try {
+    return { port: await Promise.race([listening, timer]), process: child }
+  } catch (e) {
+    child.kill()
+    throw e
+  }
+}
+
+module.exports = { ROOT, blackHole, readRequests, rawServer, tlsRawServer, response, runClient, assertSurvived, shape, PRELUDE }

@@ -5,6 +5,7 @@
 const native = require("./native")
 const { extrasOf } = require("./config")
 const { secretBytes } = require("./signing")
+const { retryOf } = require("./retry-option")
 
 // Read when the first client is made: package.json costs ~1.5 ms of cold start.
 let library
@@ -68,21 +69,6 @@ function caOf(ca) {
 // The core's defaults: 3 attempts, 100 ms to 5 s (at most 100 attempts).
 const RETRY = native.defaultRetry()
 
-/** `retry: true` or `{ attempts, minDelayMs, maxDelayMs }`; 0 ms delays allowed. */
-function retryOf(retry) {
-  if (!retry) return undefined
-  const options = typeof retry === "object" ? retry : {}
-  const number = (value, fallback) => {
-    const n = Number(value)
-    return value != null && Number.isFinite(n) && n >= 0 ? n : fallback
-  }
-  return {
-    attempts: Math.min(RETRY.maxAttempts, Math.max(1, Math.floor(number(options.attempts, RETRY.attempts)))),
-    minDelayMs: number(options.minDelayMs, RETRY.minDelayMs),
-    maxDelayMs: number(options.maxDelayMs, RETRY.maxDelayMs),
-  }
-}
-
 // Requests run on Node's own event loop (libuv) on the main thread;
 // PUSHER_NATIVE_TRANSPORT=tokio sends everything through the tokio transport instead.
 let eventLoop
@@ -126,7 +112,7 @@ function transportFor(config, base, key, onReply) {
     proxy: proxyOf(config, extras),
     ca: caOf(extras.ca),
     library: libraryName(),
-    retry: retryOf(extras.retry),
+    retry: retryOf(extras.retry, RETRY),
     eventLoop: eventLoopAllowed(),
     maxResponseSize: extras.maxResponseSize,
     maxSockets: extras.maxSockets,

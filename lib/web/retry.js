@@ -3,22 +3,13 @@
 // fetch transport. Whether a failure may be retried is decided where it happens
 // (lib/web/request.js sets `retryable` as the core does); this decides when, if at all.
 
-const RETRY = { attempts: 3, minDelayMs: 100, maxDelayMs: 5000, maxAttempts: 100 }
+const native = require("./native.mjs")
+const { retryOf } = require("../retry-option")
 
-/** `retry: true` or `{ attempts, minDelayMs, maxDelayMs }` (as lib/client.js reads it), or undefined. */
-function policyOf(retry) {
-  if (!retry) return undefined
-  const options = typeof retry === "object" ? retry : {}
-  const number = (value, fallback) => {
-    const n = Number(value)
-    return value != null && Number.isFinite(n) && n >= 0 ? n : fallback
-  }
-  return {
-    attempts: Math.min(RETRY.maxAttempts, Math.max(1, Math.floor(number(options.attempts, RETRY.attempts)))),
-    minDelayMs: number(options.minDelayMs, RETRY.minDelayMs),
-    maxDelayMs: number(options.maxDelayMs, RETRY.maxDelayMs),
-  }
-}
+const RETRY = native.defaultRetry()
+
+/** `retry: true` or `{ attempts, minDelayMs, maxDelayMs }`, or undefined. */
+const policyOf = (retry) => retryOf(retry, RETRY)
 
 const IMF_FIXDATE = /^[A-Z][a-z]{2}, \d{2} [A-Z][a-z]{2} \d{4} \d{2}:\d{2}:\d{2} GMT$/
 
