@@ -67,6 +67,7 @@ pub fn init(uv: &Uv, loop_: *mut uv::Loop) -> bool {
       (uv.unref)(handle);
       handle
     };
+    super::poll_clock::start(uv, loop_);
     Owner {
       thread: std::thread::current().id(),
       handle: handle as usize,

@@ -15,6 +15,7 @@
 mod connect;
 mod exchange;
 mod executor;
+mod poll_clock;
 mod pool;
 mod stream;
 mod tcp;

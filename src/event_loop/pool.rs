@@ -16,7 +16,7 @@ use super::{Loop, Trust};
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::client::conn::http1::SendRequest;
-use pusher_core::http::limits::{CHECK_AFTER_IDLE, MAX_CONNECTING, POOL_IDLE};
+use pusher_core::http::limits::{MAX_CONNECTING, POOL_IDLE};
 use pusher_core::http::Origin;
 use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, VecDeque};
@@ -185,7 +185,7 @@ fn checkout(key: &Rc<Key>) -> Option<Conn> {
       close(idle.conn);
       continue;
     }
-    if idle_for >= CHECK_AFTER_IDLE && tcp::read_pending(&idle.conn.tcp) {
+    if may_have_unread() && tcp::read_pending(&idle.conn.tcp) {
       // Let hyper (and rustls) take in what came while JS was busy: a close, a stray
       // byte or a close_notify closes the connection; a session ticket does not.
       executor::run();
@@ -197,6 +197,16 @@ fn checkout(key: &Rc<Key>) -> Option<Conn> {
     tcp::set_ref(&idle.conn.tcp, true);
     return Some(idle.conn);
   }
+}
+
+/// A loop poll this recent has seen (nearly) everything the server sent: a close in
+/// the few microseconds since is the race every HTTP client has.
+const FRESH_POLL: Duration = Duration::from_millis(1);
+
+/// Whether the server may have closed an idle connection without the loop having read
+/// it yet: the loop has not polled lately (JS kept it busy), however short the idle time.
+fn may_have_unread() -> bool {
+  super::poll_clock::since_last_poll().is_none_or(|since| since >= FRESH_POLL)
 }
 
 fn checkin(key: &Rc<Key>, conn: Conn, loop_: Loop) {
