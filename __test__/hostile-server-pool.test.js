@@ -76,3 +76,66 @@ test(`a connection reset while JS was blocked for 300 ms is not reused (TLS with
     await server.close()
   }
 })
+
+// ---- item 1: a body that never ends ----
+
+// The tokio transport's limit comes with the bounds branch (issue 20 item 1, tokio side):
+// drop this skip when it is merged.
+const BOUNDS_PENDING = "the tokio side of maxResponseSize is not merged yet"
+
+/** A server answering every request with a chunked body that never ends. */
+async function endlessServer() {
+  const chunk = Buffer.alloc(64 * 1024, "x")
+  const frame = Buffer.concat([Buffer.from(chunk.length.toString(16) + "\r\n"), chunk, Buffer.from("\r\n")])
+  const state = { closed: 0, sent: 0 }
+  const server = await rawServer((socket) => {
+    socket.write("HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n")
+    const pump = () => {
+      while (!socket.destroyed && socket.writable) {
+        state.sent += frame.length
+        if (!socket.write(frame)) return socket.once("drain", pump)
+      }
+    }
+    socket.on("close", () => state.closed++)
+    pump()
+  })
+  return Object.assign(server, { state })
+}
+
+const ENDLESS_SCRIPT = `const p = make(Pusher, Object.assign({ port: ARGS.port }, ARGS.options))
+  const started = performance.now()
+  const before = process.memoryUsage().rss
+  try {
+    await p.get({ path: "/channels" })
+    report({ ok: true })
+  } catch (e) {
+    report({ ok: false, requestError: e instanceof Pusher.RequestError, type: e.error && e.error.type,
+      message: e.error && e.error.message, ms: Math.round(performance.now() - started),
+      grewMb: Math.round((process.resourceUsage().maxRSS * 1024 - before) / 2 ** 20) })
+  }`
+
+for (const [label, options, limit] of [
+  ["maxResponseSize: 100000", { maxResponseSize: 100000 }, 100000],
+  ["the default limit", {}, 128 * 1024 * 1024],
+]) {
+  test(`an endless chunked body stops at ${label}: max-size, connection closed, memory near the limit (${TRANSPORT})`, { timeout: 60000, skip: TRANSPORT === "tokio" && BOUNDS_PENDING }, async () => {
+    const server = await endlessServer()
+    try {
+      const run = await runClient(ENDLESS_SCRIPT, { args: { port: server.port, options }, killAfterMs: 40000 })
+      assertSurvived(run)
+      const [result] = run.results
+      assert.equal(result.ok, false)
+      assert.equal(result.requestError, true)
+      assert.equal(result.type, "max-size")
+      assert.match(result.message, new RegExp(`^content size at http://127\\.0\\.0\\.1:${server.port}/apps/1/channels\\?\\S+ over limit: ${limit}$`))
+      assert.ok(result.grewMb < limit / 2 ** 20 + 150, `RSS grew by ${result.grewMb} MB for a limit of ${limit} bytes`)
+      // The read stopped: the server's connection is closed, and it could not send
+      // much more than the limit (socket buffers) before that.
+      await new Promise((resolve) => setTimeout(resolve, 100))
+      assert.equal(server.state.closed, 1, "the connection was not closed")
+      assert.ok(server.state.sent < limit + 16 * 2 ** 20, `the server sent ${server.state.sent} bytes`)
+    } finally {
+      await server.close()
+    }
+  })
+}

@@ -83,6 +83,9 @@ function retryOf(retry) {
   }
 }
 
+// Option parsing and its errors belong to config.js: anything else is the default here.
+const positive = (value) => (typeof value === "number" && value >= 1 ? value : undefined)
+
 // Requests run on Node's own event loop (libuv) on the main thread;
 // PUSHER_NATIVE_TRANSPORT=tokio sends everything through the tokio transport instead.
 let eventLoop
@@ -128,6 +131,8 @@ function transportFor(config, base, key, onReply) {
     library: libraryName(),
     retry: retryOf(extras.retry),
     eventLoop: eventLoopAllowed(),
+    maxResponseSize: positive(extras.maxResponseSize),
+    maxSockets: positive(extras.maxSockets),
   }
   let client
   try {

@@ -108,6 +108,8 @@ function readExtras(options) {
     ca: options.ca,
     retry: options.retry,
     limits: options.limits,
+    maxResponseSize: options.maxResponseSize,
+    maxSockets: options.maxSockets,
     autoChunk: options.autoChunk === true,
   }
 }

@@ -11,6 +11,7 @@ const FAILURE = {
   tls: { type: "system", code: "PUSHER_TLS" },
   redirect: { type: "max-redirect", code: "PUSHER_NETWORK" },
   config: { type: "system", code: "PUSHER_NETWORK" },
+  "max-size": { type: "max-size", code: "PUSHER_NETWORK" },
 }
 
 function causeOf(reply) {

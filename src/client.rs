@@ -8,7 +8,7 @@ use bytes::Bytes;
 use napi::bindgen_prelude::{Buffer, Function};
 use napi::{Env, Error, JsValue, Result, Status};
 use napi_derive::napi;
-use pusher_core::http::Method;
+use pusher_core::http::{limits, Method};
 use pusher_core::retry::RetryPolicy;
 use pusher_core::transport::{self, TransportOptions};
 use reqwest::header::HeaderValue;
@@ -37,6 +37,10 @@ pub struct ClientOptions {
   pub retry: Option<RetryOptions>,
   /// Whether requests may run on this thread's event loop (the main thread).
   pub event_loop: Option<bool>,
+  /// Bytes of a response body at most (`maxResponseSize`).
+  pub max_response_size: Option<f64>,
+  /// Connections per origin at most (`maxSockets`).
+  pub max_sockets: Option<f64>,
 }
 
 /// Where a client's requests go.
@@ -50,6 +54,14 @@ enum Transport {
 pub struct Client {
   signer: Signer,
   transport: Transport,
+}
+
+/// A positive whole number from JS, or `default` (JS has checked it already).
+fn count(value: Option<f64>, default: u64) -> u64 {
+  match value {
+    Some(v) if v.is_finite() && v >= 1.0 => v.min(u64::MAX as f64) as u64,
+    _ => default,
+  }
 }
 
 fn ms(value: f64) -> Option<Duration> {
@@ -88,6 +100,9 @@ impl Client {
   pub fn new(env: Env, options: ClientOptions, on_reply: Function<(), ()>) -> Result<Self> {
     let timeout = options.timeout_ms.and_then(ms);
     let retry = retry_policy(options.retry);
+    let max_response_size = count(options.max_response_size, limits::MAX_RESPONSE_SIZE_DEFAULT);
+    let max_sockets = count(options.max_sockets, limits::MAX_SOCKETS_DEFAULT as u64);
+    let max_sockets = usize::try_from(max_sockets).unwrap_or(usize::MAX);
     let ca = options.ca.map(|b| b.to_vec());
     let library = HeaderValue::from_str(&options.library)
       .map_err(|_| Error::new(Status::InvalidArg, "invalid library header"))?;
@@ -110,6 +125,8 @@ impl Client {
           timeout,
           library.clone(),
           ca.clone(),
+          max_response_size,
+          max_sockets,
         )
       };
       if let Some(client) = client {

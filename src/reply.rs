@@ -21,6 +21,8 @@ pub enum ErrorKind {
   Redirect,
   #[napi(value = "config")]
   Config,
+  #[napi(value = "max-size")]
+  MaxSize,
 }
 
 impl ErrorKind {
@@ -32,6 +34,7 @@ impl ErrorKind {
       ErrorKind::InvalidUrl => "invalid-url",
       ErrorKind::Redirect => "redirect",
       ErrorKind::Config => "config",
+      ErrorKind::MaxSize => "max-size",
     }
   }
 }
@@ -45,6 +48,7 @@ impl From<FailureKind> for ErrorKind {
       FailureKind::InvalidUrl => ErrorKind::InvalidUrl,
       FailureKind::Redirect => ErrorKind::Redirect,
       FailureKind::Config => ErrorKind::Config,
+      FailureKind::MaxSize => ErrorKind::MaxSize,
     }
   }
 }

@@ -41,7 +41,7 @@ pub async fn run(client: Rc<Client>, spec: Spec) -> Result<Reply, TransportError
     let next = redirect::next_method(head.status, method).zip(location);
     let Some((next_method, location)) = next else {
       let mut reply = head;
-      reply.body = bytes.to_vec();
+      reply.body = bytes;
       reply.final_url = current.map(|u| u.to_string());
       return Ok(reply);
     };
@@ -51,7 +51,7 @@ pub async fn run(client: Rc<Client>, spec: Spec) -> Result<Reply, TransportError
     };
     let Ok(next_url) = base.join(&location) else {
       let mut reply = head;
-      reply.body = bytes.to_vec();
+      reply.body = bytes;
       return Ok(reply);
     };
     if redirects >= MAX_REDIRECTS {
@@ -78,7 +78,7 @@ async fn send(
   target: &str,
   body: Option<Bytes>,
   url: &str,
-) -> Result<(Reply, Option<String>, Bytes), TransportError> {
+) -> Result<(Reply, Option<String>, Vec<u8>), TransportError> {
   let mut lease = match pool::acquire(key, client.loop_).await {
     Acquired::Pooled(lease) => lease,
     Acquired::Connect(slot) => {
@@ -108,13 +108,34 @@ async fn send(
   }
   let head = response::reply_head(parts.status, &parts.headers, &parts.extensions);
   let location = response::location(&parts.headers);
-  let bytes = read_body(incoming).await.map_err(fail)?;
+  let bytes = read_body(incoming, client.max_response_size, url).await?;
   finish(lease, &parts.headers);
   Ok((head, location, bytes))
 }
 
-async fn read_body(incoming: Incoming) -> Result<Bytes, hyper::Error> {
-  Ok(incoming.collect().await?.to_bytes())
+/// Capacity reserved up front from a `content-length`: beyond it the buffer grows with
+/// the bytes that really came, so a length the server only claims costs nothing.
+const RESERVE_MAX: u64 = 1024 * 1024;
+
+/// The body, its frames appended into the one buffer handed to JS. Past `limit` bytes
+/// the read stops and the error drops the lease, which closes the connection.
+async fn read_body(mut incoming: Incoming, limit: u64, url: &str) -> Result<Vec<u8>, TransportError> {
+  use hyper::body::Body;
+  let claimed = incoming.size_hint().exact().unwrap_or(0);
+  if claimed > limit {
+    return Err(TransportError::max_size(url, limit));
+  }
+  let mut body = Vec::with_capacity(claimed.min(RESERVE_MAX) as usize);
+  while let Some(frame) = incoming.frame().await {
+    let frame = frame.map_err(|e| TransportError::from_cause(&e, url, false))?;
+    if let Ok(data) = frame.into_data() {
+      if (body.len() as u64).saturating_add(data.len() as u64) > limit {
+        return Err(TransportError::max_size(url, limit));
+      }
+      body.extend_from_slice(&data);
+    }
+  }
+  Ok(body)
 }
 
 /// Back to the pool, unless the framing had repeated lines (a peer that disagrees on

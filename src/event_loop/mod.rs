@@ -90,6 +90,10 @@ pub struct Client {
   trust: Rc<Trust>,
   base_len: usize,
   timeout: Option<Duration>,
+  /// Bytes of a response body past which the read stops and the call fails.
+  max_response_size: u64,
+  /// Connections per origin (open or opening).
+  max_sockets: usize,
   library: HeaderValue,
   /// The request head's headers for `key`, without and with a body.
   heads: [hyper::HeaderMap; 2],
@@ -108,6 +112,8 @@ impl Client {
     timeout: Option<Duration>,
     library: HeaderValue,
     ca: Option<Vec<u8>>,
+    max_response_size: u64,
+    max_sockets: usize,
   ) -> Option<Self> {
     let uv = uv::get()?;
     let parsed = url::Url::parse(base_url).ok()?;
@@ -144,6 +150,8 @@ impl Client {
       trust,
       base_len: base_url.len(),
       timeout,
+      max_response_size,
+      max_sockets: max_sockets.max(1),
       library,
       heads,
     })

@@ -20,6 +20,8 @@ pub enum FailureKind {
   Redirect,
   /// Invalid options (a `ca` without certificates, a bad proxy URL).
   Config,
+  /// The response body passed `maxResponseSize` (node-fetch's `max-size`).
+  MaxSize,
 }
 
 #[derive(Debug, Clone)]
@@ -135,6 +137,16 @@ impl TransportError {
       code,
       message: format!("request to {url} failed, reason: {reason}"),
       before_send,
+    }
+  }
+
+  /// The body of the response from `url` passed `limit` bytes: node-fetch's words.
+  pub fn max_size(url: &str, limit: u64) -> Self {
+    Self {
+      kind: FailureKind::MaxSize,
+      code: "ERR_MAX_SIZE",
+      message: format!("content size at {url} over limit: {limit}"),
+      before_send: false,
     }
   }
 

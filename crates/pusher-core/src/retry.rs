@@ -49,9 +49,11 @@ pub fn is_retryable(idempotent: bool, outcome: &Outcome) -> bool {
   match outcome {
     Outcome::Failed(e) => match e.kind {
       FailureKind::Network | FailureKind::Timeout => idempotent || e.before_send,
-      FailureKind::Tls | FailureKind::InvalidUrl | FailureKind::Redirect | FailureKind::Config => {
-        false
-      }
+      FailureKind::Tls
+      | FailureKind::InvalidUrl
+      | FailureKind::Redirect
+      | FailureKind::Config
+      | FailureKind::MaxSize => false,
     },
     Outcome::Status {
       status,
@@ -238,6 +240,7 @@ mod tests {
       FailureKind::InvalidUrl,
       FailureKind::Redirect,
       FailureKind::Config,
+      FailureKind::MaxSize,
     ] {
       for idempotent in [false, true] {
         let e = failure(kind, true);
