@@ -139,3 +139,109 @@ for (const [label, options, limit] of [
     }
   })
 }
+
+// ---- item 10: connections per origin ----
+
+test(`a burst of 200 triggers with maxSockets: 4 uses at most 4 connections, all delivered (${TRANSPORT})`, { timeout: 60000, skip: TRANSPORT === "tokio" && "the tokio side of maxSockets is not merged yet" }, async () => {
+  const server = await rawServer((socket, request) => {
+    setTimeout(() => socket.write(response(request.body)), 5)
+  })
+  try {
+    const run = await runClient(
+      `const p = make(Pusher, { port: ARGS.port, maxSockets: 4, timeout: 20000 })
+       const results = await Promise.all(Array.from({ length: 200 }, (_, n) => outcome(() => p.trigger("c", "e", { n }))))
+       report({ ok: results.filter((r) => r.ok).length, failed: results.filter((r) => !r.ok).slice(0, 3) })`,
+      { args: { port: server.port }, killAfterMs: 40000 }
+    )
+    assertSurvived(run)
+    const [result] = run.results
+    assert.deepEqual(result, { ok: 200, failed: [] })
+    assert.ok(server.accepted() <= 4, `${server.accepted()} connections`)
+    assert.equal(server.requests.length, 200)
+  } finally {
+    await server.close()
+  }
+})
+
+test(`a request waiting for a socket still settles by its timeout (${TRANSPORT})`, { timeout: 60000, skip: TRANSPORT === "tokio" && "the tokio side of maxSockets is not merged yet" }, async () => {
+  // One socket, a server that answers after 1 s: the second trigger (timeout 500 ms)
+  // times out while waiting for the socket; the third gets it once the first is done.
+  const server = await rawServer((socket, request) => {
+    setTimeout(() => socket.write(response(request.body)), 1000)
+  })
+  try {
+    const run = await runClient(
+      `const patient = make(Pusher, { port: ARGS.port, maxSockets: 1, timeout: 5000 })
+       const hasty = make(Pusher, { port: ARGS.port, maxSockets: 1, timeout: 500 })
+       const [a, b, c] = await Promise.all([
+         outcome(() => patient.trigger("c", "e", { n: 1 })),
+         outcome(() => hasty.trigger("c", "e", { n: 2 })),
+         outcome(() => patient.trigger("c", "e", { n: 3 })),
+       ])
+       const data = (o) => o.ok && JSON.parse(o.body).data
+       report({ a: [a.ok, data(a)], b: [b.ok, b.code], bMs: b.ms, c: [c.ok, data(c)] })`,
+      { args: { port: server.port }, killAfterMs: 30000 }
+    )
+    assertSurvived(run)
+    const [r] = run.results
+    assert.deepEqual(r.a, [true, '{"n":1}'])
+    assert.deepEqual(r.b, [false, "ETIMEDOUT"])
+    assert.ok(r.bMs < 900, `the waiting request settled after ${r.bMs} ms (timeout 500)`)
+    assert.deepEqual(r.c, [true, '{"n":3}'])
+    assert.equal(server.accepted(), 1)
+  } finally {
+    await server.close()
+  }
+})
+
+// ---- item 3: interned state shrinks again ----
+
+test(`redirects to 80,000 distinct origins leave memory flat after gc() (${TRANSPORT})`, { timeout: 120000 }, async () => {
+  // Every trigger is redirected to another loopback address (127.1.x.y, same port),
+  // where nothing listens: each names a new origin and fails at once (ECONNREFUSED).
+  const http = require("node:http")
+  let n = 0
+  const server = http.createServer((req, res) => {
+    req.resume()
+    n++
+    res.writeHead(307, { location: `http://127.${1 + (n >> 16)}.${(n >> 8) & 255}.${n & 255}:${server.address().port}/x` })
+    res.end()
+  })
+  await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve))
+  try {
+    const run = await runClient(
+      `const p = make(Pusher, { port: ARGS.port, timeout: 10000 })
+       async function round(count) {
+         let next = 0, failed = 0, codes = new Set()
+         await Promise.all(Array.from({ length: 32 }, async () => {
+           while (next++ < count) {
+             const r = await outcome(() => p.trigger("c", "e", {}))
+             if (!r.ok) { failed++; codes.add(r.code) }
+           }
+         }))
+         return { failed, codes: [...codes] }
+       }
+       const rss = async () => {
+         for (let i = 0; i < 3; i++) { global.gc(); await new Promise((r) => setTimeout(r, 50)) }
+         return process.memoryUsage().rss
+       }
+       // Warm up (V8's heap and the allocator settle), then 40,000 more origins.
+       report(await round(20000))
+       await round(20000)
+       const before = await rss()
+       await round(20000)
+       report(await round(20000))
+       report({ grewMb: (await rss() - before) / 2 ** 20 })`,
+      { args: { port: server.address().port }, killAfterMs: 100000, wrap: (node, args) => [node, ["--expose-gc", ...args]] }
+    )
+    assertSurvived(run)
+    const [first, second, { grewMb }] = run.results
+    assert.deepEqual(first, { failed: 20000, codes: ["ECONNREFUSED"] })
+    assert.deepEqual(second, { failed: 20000, codes: ["ECONNREFUSED"] })
+    // Interning every origin costs ~9 MB per 20,000; what is left is V8's own drift.
+    assert.ok(grewMb < 8, `RSS grew by ${grewMb.toFixed(1)} MB over 40,000 more origins`)
+  } finally {
+    server.closeAllConnections()
+    await new Promise((resolve) => server.close(resolve))
+  }
+})

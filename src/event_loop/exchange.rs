@@ -79,7 +79,7 @@ async fn send(
   body: Option<Bytes>,
   url: &str,
 ) -> Result<(Reply, Option<String>, Vec<u8>), TransportError> {
-  let mut lease = match pool::acquire(key, client.loop_).await {
+  let mut lease = match pool::acquire(key, client.loop_, client.max_sockets).await {
     Acquired::Pooled(lease) => lease,
     Acquired::Connect(slot) => {
       let conn = open(client, &key.origin, url).await?;

@@ -34,7 +34,7 @@ use std::cell::{Cell, OnceCell, RefCell};
 use std::collections::HashMap;
 use std::mem::ManuallyDrop;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::rc::Rc;
+use std::rc::{Rc, Weak};
 use std::sync::Arc;
 use std::time::Duration;
 use timer::Timer;
@@ -51,24 +51,31 @@ pub struct Trust {
   config: OnceCell<Result<Arc<rustls::ClientConfig>, TransportError>>,
 }
 
-/// Each distinct `ca` (none included) and its trust.
-type TrustById = HashMap<Option<Vec<u8>>, Rc<Trust>>;
+/// Each distinct `ca` (none included) in use, and its trust.
+type TrustById = HashMap<Option<Vec<u8>>, Weak<Trust>>;
+
+// Never dropped: see the executor's thread-locals.
+thread_local! {
+  static TRUSTS: ManuallyDrop<RefCell<TrustById>> = ManuallyDrop::new(RefCell::new(HashMap::new()));
+  static TRUST_IDS: Cell<u64> = const { Cell::new(0) };
+}
 
 impl Trust {
+  /// The trust for `ca`, shared while any client or pool key holds it.
   fn of(ca: Option<Vec<u8>>) -> Rc<Trust> {
-    thread_local! {
-      static KNOWN: ManuallyDrop<RefCell<TrustById>> = ManuallyDrop::new(RefCell::new(HashMap::new()));
-    }
-    KNOWN.with(|k| {
+    TRUSTS.with(|k| {
       let mut known = k.borrow_mut();
-      let id = known.len() as u64;
-      Rc::clone(known.entry(ca.clone()).or_insert_with(|| {
-        Rc::new(Trust {
-          id,
-          ca,
-          config: OnceCell::new(),
-        })
-      }))
+      if let Some(trust) = known.get(&ca).and_then(Weak::upgrade) {
+        return trust;
+      }
+      let id = TRUST_IDS.with(|n| n.replace(n.get() + 1));
+      let trust = Rc::new(Trust {
+        id,
+        ca: ca.clone(),
+        config: OnceCell::new(),
+      });
+      known.insert(ca, Rc::downgrade(&trust));
+      trust
     })
   }
 
@@ -155,6 +162,20 @@ impl Client {
       library,
       heads,
     })
+  }
+}
+
+impl Drop for Trust {
+  fn drop(&mut self) {
+    let me: *const Trust = self;
+    let _ = TRUSTS.try_with(|k| {
+      let Ok(mut known) = k.try_borrow_mut() else {
+        return;
+      };
+      if known.get(&self.ca).is_some_and(|w| std::ptr::eq(w.as_ptr(), me)) {
+        known.remove(&self.ca);
+      }
+    });
   }
 }
 
