@@ -70,6 +70,7 @@ pub struct Uv {
   pub fileno: unsafe extern "C" fn(*const Handle, *mut c_int) -> c_int,
   pub prepare_init: unsafe extern "C" fn(*mut Loop, *mut Handle) -> c_int,
   pub prepare_start: unsafe extern "C" fn(*mut Handle, PrepareCb) -> c_int,
+  pub default_loop: unsafe extern "C" fn() -> *mut Loop,
 }
 
 macro_rules! lookup {
@@ -112,6 +113,7 @@ fn load() -> Option<Uv> {
     fileno: lookup!("uv_fileno"),
     prepare_init: lookup!("uv_prepare_init"),
     prepare_start: lookup!("uv_prepare_start"),
+    default_loop: lookup!("uv_default_loop"),
   })
 }
 

@@ -57,7 +57,14 @@ static OWNER: OnceLock<Owner> = OnceLock::new();
 static REMOTE: Mutex<Vec<TaskId>> = Mutex::new(Vec::new());
 
 /// Binds the executor to this thread's loop (once per process: the main thread).
+/// Refuses any other loop: a worker's loop closes when the worker ends, and a handle
+/// of ours left on it aborts Node.
 pub fn init(uv: &Uv, loop_: *mut uv::Loop) -> bool {
+  // SAFETY: libuv's default loop is made by the main thread before any JS runs;
+  // reading its address from another thread takes no lock and creates nothing.
+  if loop_.is_null() || loop_ != unsafe { (uv.default_loop)() } {
+    return false;
+  }
   let owner = OWNER.get_or_init(|| {
     // SAFETY: a handle sized by libuv, initialised on the loop's own thread; never
     // closed (it lives as long as the process) and unreferenced.
