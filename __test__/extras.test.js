@@ -33,6 +33,10 @@ async function rejection(promise, ms = 5000) {
  * then blocks its event loop, so nothing is accepted; once fillers fill the accept
  * queue, the kernel drops further SYNs. Returns { port, close }.
  */
+// The tokio transport's whole-call deadline with retry comes with the bounds branch
+// (issue 20 item 4): drop this skip when it is merged.
+const WHOLE_CALL_PENDING = process.env.PUSHER_NATIVE_TRANSPORT === "tokio" && "tokio's whole-call deadline is not merged yet"
+
 async function hungPort() {
   const child = spawn(process.execPath, [
     "-e",
@@ -208,20 +212,23 @@ describe("retry", () => {
     }
   })
 
-  test("a POST that times out is not retried; a GET that times out is", async () => {
+  test("timeout bounds the whole call with retry: a POST and a GET time out once, by the deadline, as without retry", { skip: WHOLE_CALL_PENDING }, async () => {
     const server = await recordingServer({ handler: (req, body, res) => setTimeout(() => json(res, 200, {}), 400) })
     try {
       const pusher = pusherFor(server, { retry: FAST_RETRY, timeout: 100 })
+      const started = Date.now()
       const post = await rejection(pusher.trigger("c", "e", {}))
       assert.equal(post.code, "PUSHER_TIMEOUT")
       assert.equal(post.error.name, "AbortError")
       assert.equal(post.attempts, 1)
       assert.equal(post.retryable, false)
-      assert.equal(server.requests.length, 1)
       const get = await rejection(pusher.get({ path: "/channels" }))
       assert.equal(get.code, "PUSHER_TIMEOUT")
-      assert.equal(get.attempts, 3)
+      assert.equal(get.error.name, "AbortError")
+      assert.equal(get.attempts, 1, "no time left for another attempt")
       assert.equal(get.retryable, true)
+      assert.ok(Date.now() - started < 1000, `settled after ${Date.now() - started} ms (2 × 100 ms deadlines)`)
+      assert.equal(server.requests.length, 2)
     } finally {
       await server.close()
     }
@@ -244,18 +251,16 @@ describe("retry", () => {
     }
   })
 
-  test("a connect that hangs is retried for a POST (a connect timeout sends nothing)", { skip: process.platform !== "linux" }, async () => {
+  test("a connect that hangs settles by the deadline, with and without retry", { skip: process.platform !== "linux" || WHOLE_CALL_PENDING }, async () => {
     const hung = await hungPort()
     try {
       const options = { appId: "1", key: "k", secret: "s", host: "127.0.0.1", port: hung.port, timeout: 400 }
       const start = Date.now()
       const retried = await rejection(new Pusher({ ...options, retry: { attempts: 2, minDelayMs: 1, maxDelayMs: 5 } }).trigger("c", "e", 1))
-      assert.deepEqual([retried.code, retried.error.code, retried.retryable, retried.attempts], ["PUSHER_NETWORK", "ETIMEDOUT", true, 2])
-      assert.match(retried.error.message, /connect ETIMEDOUT 127\.0\.0\.1:/)
-      assert.ok(Date.now() - start < 2000, `${Date.now() - start} ms`) // 2 × 300 ms connect timeouts
-      // Without retries the transport is upstream's: one whole-request timeout.
+      assert.deepEqual([retried.code, retried.error.name, retried.attempts], ["PUSHER_TIMEOUT", "AbortError", 1])
       const plain = await rejection(new Pusher(options).trigger("c", "e", 1))
       assert.deepEqual([plain.code, plain.error.name, plain.retryable, plain.attempts], ["PUSHER_TIMEOUT", "AbortError", false, 1])
+      assert.ok(Date.now() - start < 1500, `${Date.now() - start} ms (2 × 400 ms deadlines)`)
     } finally {
       hung.close()
     }

@@ -115,7 +115,7 @@ impl Client {
       secret: options.secret.to_vec(),
     };
     #[cfg(unix)]
-    if options.event_loop == Some(true) && options.proxy.is_none() && retry.is_none() {
+    if options.event_loop == Some(true) && options.proxy.is_none() {
       // SAFETY: the constructor runs on the JS thread; `on_reply` is a live function.
       let client = unsafe {
         crate::event_loop::Client::new(
@@ -127,6 +127,7 @@ impl Client {
           ca.clone(),
           max_response_size,
           max_sockets,
+          retry,
         )
       };
       if let Some(client) = client {

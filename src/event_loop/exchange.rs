@@ -18,6 +18,7 @@ use pusher_core::http::{redirect, request, response, Method, Origin};
 use std::rc::Rc;
 
 /// What one request sends.
+#[derive(Clone)]
 pub struct Spec {
   pub method: Method,
   /// The URL as signed: reported in replies and error messages.

@@ -1,8 +1,8 @@
 //! HTTP(S) requests driven by Node's own event loop (libuv), on the JS thread: no hop
 //! to another thread and back. hyper's HTTP/1 client runs over a libuv TCP handle
 //! (`tcp`), with tokio-rustls for TLS, its futures polled by a small executor woken
-//! from libuv callbacks (`executor`). Used on the main thread without proxy or
-//! retries; the tokio transport carries everything else, and both keep the same wire
+//! from libuv callbacks (`executor`). Used on the main thread without a proxy (with
+//! or without retries); the tokio transport carries the rest, and both keep the same wire
 //! contract (`pusher_core::http`).
 //!
 //! Ownership: an exchange (one request) is an executor task. It owns its timeout
@@ -17,6 +17,7 @@ mod exchange;
 mod executor;
 mod poll_clock;
 mod pool;
+mod retry;
 mod stream;
 mod tcp;
 mod timer;
@@ -101,6 +102,8 @@ pub struct Client {
   max_response_size: u64,
   /// Connections per origin (open or opening).
   max_sockets: usize,
+  /// Attempts after the first, within `timeout` (the whole call's deadline).
+  retry: Option<pusher_core::retry::RetryPolicy>,
   library: HeaderValue,
   /// The request head's headers for `key`, without and with a body.
   heads: [hyper::HeaderMap; 2],
@@ -121,6 +124,7 @@ impl Client {
     ca: Option<Vec<u8>>,
     max_response_size: u64,
     max_sockets: usize,
+    retry: Option<pusher_core::retry::RetryPolicy>,
   ) -> Option<Self> {
     let uv = uv::get()?;
     let parsed = url::Url::parse(base_url).ok()?;
@@ -159,6 +163,7 @@ impl Client {
       timeout,
       max_response_size,
       max_sockets: max_sockets.max(1),
+      retry,
       library,
       heads,
     })
@@ -238,6 +243,8 @@ struct Pending {
   url: String,
   idempotent: bool,
   context: RequestContext,
+  /// The attempt under way (retries).
+  attempts: u32,
 }
 
 type Slot = Rc<RefCell<Option<Pending>>>;
@@ -246,7 +253,7 @@ fn finish(slot: &Slot, result: Result<pusher_core::http::response::Reply, Transp
   let Some(p) = slot.borrow_mut().take() else {
     return;
   };
-  let reply = reply_of(p.id, p.url, result, 1, p.idempotent);
+  let reply = reply_of(p.id, p.url, result, p.attempts, p.idempotent);
   OUTBOX.with(|o| {
     o.borrow_mut().push(Finished {
       client: p.client,
@@ -287,6 +294,7 @@ pub unsafe fn start(
     url: url.clone(),
     idempotent: method.is_idempotent(),
     context,
+    attempts: 1,
   })));
   let task_id: Rc<Cell<Option<executor::TaskId>>> = Rc::default();
   let timer = client.timeout.map(|timeout| {
@@ -308,12 +316,25 @@ pub unsafe fn start(
   });
   let guard = Guard(Rc::clone(&slot));
   let spec = exchange::Spec { method, url, body };
-  let task = exchange::run(Rc::clone(client), spec);
-  let id = executor::spawn(async move {
-    let _timer = timer;
-    let result = task.await;
-    finish(&guard.0, result);
-  });
+  let id = match client.retry {
+    None => {
+      let task = exchange::run(Rc::clone(client), spec);
+      executor::spawn(async move {
+        let _timer = timer;
+        let result = task.await;
+        finish(&guard.0, result);
+      })
+    }
+    Some(policy) => {
+      let deadline = client.timeout.and_then(|t| std::time::Instant::now().checked_add(t));
+      let task = retry::run(Rc::clone(client), spec, policy, deadline, Rc::clone(&slot));
+      executor::spawn(async move {
+        let _timer = timer;
+        let result = task.await;
+        finish(&guard.0, result);
+      })
+    }
+  };
   task_id.set(Some(id));
   let was_in_start = IN_START.with(|s| s.replace(true));
   let _ = catch_unwind(executor::run);
