@@ -46,6 +46,10 @@ export interface ClientOptions {
   retry?: RetryOptions
   /** Whether requests may run on this thread's event loop (the main thread). */
   eventLoop?: boolean
+  /** Bytes of a response body at most (`maxResponseSize`). */
+  maxResponseSize?: number
+  /** Connections per origin at most (`maxSockets`). */
+  maxSockets?: number
 }
 
 /** Opens an encrypted event's data; `null` when it is malformed or forged. */
@@ -84,6 +88,7 @@ export declare const enum ErrorKind {
   InvalidUrl = 'invalid-url',
   Redirect = 'redirect',
   Config = 'config',
+  MaxSize = 'max-size',
 }
 
 /** Checks an event's final `data` (after encryption) against `limit` bytes. */
