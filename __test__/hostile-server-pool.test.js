@@ -77,6 +77,28 @@ test(`a connection reset while JS was blocked for 300 ms is not reused (TLS with
   }
 })
 
+test(`a close_notify that came with the response is seen before the connection is reused (${TRANSPORT})`, { timeout: 30000 }, async () => {
+  // The response and the close_notify in one TCP write; the TCP connection stays open.
+  // The next trigger starts at once, in the same tick as the first one's reply.
+  const server = await tlsRawServer(tlsOptions, (secure, request, conn) => {
+    conn.hold()
+    secure.end(response(`{"conn":${conn.id}}`))
+    setTimeout(() => conn.flush(), 20)
+  })
+  try {
+    const run = await runClient(
+      `const p = make(Pusher, { port: ARGS.port, useTLS: true, ca: ARGS.ca, timeout: 5000 })
+       for (let n = 0; n < 5; n++) report(await outcome(() => p.trigger("c", "e", { n })))`,
+      { args: { port: server.port, ca: certs.caPem }, killAfterMs: 20000 }
+    )
+    assertSurvived(run)
+    assert.deepEqual(run.results.map((r) => [r.ok, r.body, r.code]), [0, 1, 2, 3, 4].map((n) => [true, `{"conn":${n}}`, undefined]))
+    assert.equal(server.accepted(), 5)
+  } finally {
+    await server.close()
+  }
+})
+
 // ---- item 1: a body that never ends ----
 
 // The tokio transport's limit comes with the bounds branch (issue 20 item 1, tokio side):

@@ -161,6 +161,11 @@ pub fn run() {
   }
 }
 
+/// Polls the task now, woken or not (a task being polled or finished is left alone).
+pub fn poll_now(id: TaskId) {
+  poll(id);
+}
+
 fn poll(id: TaskId) {
   let future = SLOTS.with(|s| {
     let mut slots = s.borrow_mut();

@@ -245,13 +245,16 @@ fn checkout(key: &Rc<Key>) -> Option<Live> {
     if idle_for >= POOL_IDLE || idle.conn.conn.sender.is_closed() {
       continue;
     }
-    if may_have_unread() && tcp::read_pending(&idle.conn.conn.tcp) {
-      // Let hyper (and rustls) take in what came while JS was busy: a close, a stray
-      // byte or a close_notify closes the connection; a session ticket does not.
-      executor::run();
-      if idle.conn.conn.sender.is_closed() {
-        continue;
-      }
+    if may_have_unread() {
+      tcp::read_pending(&idle.conn.conn.tcp);
+    }
+    // Let hyper (and rustls) take in what it has not looked at yet: what came while
+    // JS was busy, or what arrived with the last response (a close_notify rustls holds
+    // already). A close, a stray byte or a close_notify closes the connection; a
+    // session ticket does not.
+    executor::poll_now(idle.conn.conn.task);
+    if idle.conn.conn.sender.is_closed() {
+      continue;
     }
     tcp::set_ref(&idle.conn.conn.tcp, true);
     return Some(idle.conn);
