@@ -120,7 +120,11 @@ const RESERVE_MAX: u64 = 1024 * 1024;
 
 /// The body, its frames appended into the one buffer handed to JS. Past `limit` bytes
 /// the read stops and the error drops the lease, which closes the connection.
-async fn read_body(mut incoming: Incoming, limit: u64, url: &str) -> Result<Vec<u8>, TransportError> {
+async fn read_body(
+  mut incoming: Incoming,
+  limit: u64,
+  url: &str,
+) -> Result<Vec<u8>, TransportError> {
   use hyper::body::Body;
   let claimed = incoming.size_hint().exact().unwrap_or(0);
   if claimed > limit {

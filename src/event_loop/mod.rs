@@ -177,7 +177,10 @@ impl Drop for Trust {
       let Ok(mut known) = k.try_borrow_mut() else {
         return;
       };
-      if known.get(&self.ca).is_some_and(|w| std::ptr::eq(w.as_ptr(), me)) {
+      if known
+        .get(&self.ca)
+        .is_some_and(|w| std::ptr::eq(w.as_ptr(), me))
+      {
         known.remove(&self.ca);
       }
     });
@@ -326,7 +329,9 @@ pub unsafe fn start(
       })
     }
     Some(policy) => {
-      let deadline = client.timeout.and_then(|t| std::time::Instant::now().checked_add(t));
+      let deadline = client
+        .timeout
+        .and_then(|t| std::time::Instant::now().checked_add(t));
       let task = retry::run(Rc::clone(client), spec, policy, deadline, Rc::clone(&slot));
       executor::spawn(async move {
         let _timer = timer;

@@ -442,7 +442,11 @@ mod tests {
     assert_eq!(KEYS.with(|k| k.borrow().len()), 0);
     let id = with_ca.id;
     drop(with_ca);
-    assert_ne!(Trust::of(Some(b"pem".to_vec())).id, id, "a new trust once unused");
+    assert_ne!(
+      Trust::of(Some(b"pem".to_vec())).id,
+      id,
+      "a new trust once unused"
+    );
   }
 
   #[test]
@@ -467,6 +471,9 @@ mod tests {
     };
     assert!(third.as_mut().poll(&mut cx).is_pending());
     drop(slot);
-    assert!(matches!(third.as_mut().poll(&mut cx), Poll::Ready(Acquired::Connect(_))));
+    assert!(matches!(
+      third.as_mut().poll(&mut cx),
+      Poll::Ready(Acquired::Connect(_))
+    ));
   }
 }
