@@ -33,6 +33,9 @@ async function rejection(promise, ms = 5000) {
  * then blocks its event loop, so nothing is accepted; once fillers fill the accept
  * queue, the kernel drops further SYNs. Returns { port, close }.
  */
+// The tokio transport's whole-call deadline with retry comes with the bounds branch
+// (issue 20 item 4): drop this skip when it is merged.
+
 async function hungPort() {
   const child = spawn(process.execPath, [
     "-e",
@@ -225,6 +228,7 @@ describe("retry", () => {
       assert.equal(get.attempts, 1)
       assert.ok(Date.now() - started < 400, `${Date.now() - started} ms`)
       assert.equal(get.retryable, true)
+      assert.equal(server.requests.length, 2)
     } finally {
       await server.close()
     }
@@ -262,6 +266,7 @@ describe("retry", () => {
       // Without retries the transport is upstream's: one whole-request timeout.
       const plain = await rejection(new Pusher(options).trigger("c", "e", 1))
       assert.deepEqual([plain.code, plain.error.name, plain.retryable, plain.attempts], ["PUSHER_TIMEOUT", "AbortError", false, 1])
+      assert.ok(Date.now() - start < 1500, `${Date.now() - start} ms (2 × 400 ms deadlines)`)
     } finally {
       hung.close()
     }

@@ -118,7 +118,7 @@ for (const [name, raw, todo] of CASES) {
 // Not a parity row: Node's client never settles on a 101 it did not ask for (pusher hangs
 // until its timeout). Neither is an answer to a POST: ours rejects it at once.
 const SWITCHING = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n"
-test(`a 101 Switching Protocols to a trigger rejects at once (${TRANSPORT})`, { skip: TRANSPORT === "event loop" && "the event loop applies the core's head rules (http::response::head_error) with the speed branch" }, async () => {
+test(`a 101 Switching Protocols to a trigger rejects at once (${TRANSPORT})`, async () => {
   assert.deepEqual(await serving(SWITCHING, nodeOutcome), { hang: true }, "sanity: Node's client waits")
   const started = performance.now()
   const ours = await serving(SWITCHING, ourOutcome)

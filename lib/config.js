@@ -111,6 +111,8 @@ function readExtras(options) {
     ca: caOption(options.ca),
     retry: options.retry,
     limits: options.limits,
+    maxResponseSize: options.maxResponseSize,
+    maxSockets: options.maxSockets,
     autoChunk: options.autoChunk === true,
     maxResponseSize: positiveCount("maxResponseSize", options.maxResponseSize),
     maxSockets: positiveCount("maxSockets", options.maxSockets),

@@ -66,13 +66,17 @@ function wrap(raw, tlsOptions) {
     },
     /** The last bytes, the close_notify and `junk`, in one TCP write; the socket stays open. */
     notifyJunk(bytes, junk, done) {
+      // Twice on one connection within 20 ms (a client that took an earlier case's
+      // trailing bytes for a response and sent again): one hold, flushed once.
       keepRawOpen = true
-      held = []
+      if (held === null) held = []
       secure.end(bytes)
       setTimeout(() => {
-        const out = Buffer.concat([...held, junk])
-        held = null
-        if (!raw.destroyed) raw.write(out)
+        if (held !== null) {
+          const out = Buffer.concat([...held, junk])
+          held = null
+          if (!raw.destroyed) raw.write(out)
+        }
         done()
       }, 20)
     },

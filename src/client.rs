@@ -128,7 +128,7 @@ impl Client {
       secret: options.secret.to_vec(),
     };
     #[cfg(unix)]
-    if options.event_loop == Some(true) && options.proxy.is_none() && retry.is_none() {
+    if options.event_loop == Some(true) && options.proxy.is_none() {
       // SAFETY: the constructor runs on the JS thread; `on_reply` is a live function.
       let client = unsafe {
         crate::event_loop::Client::new(
@@ -138,6 +138,9 @@ impl Client {
           timeout,
           library.clone(),
           ca.clone(),
+          max_response_size,
+          max_sockets,
+          retry,
         )
       };
       if let Some(client) = client {
@@ -157,7 +160,10 @@ impl Client {
     // SAFETY: on the JS thread; the reference is owned by the mailbox from now on.
     let mailbox = unsafe {
       let mut on_ref = std::ptr::null_mut();
-      napi::sys::napi_create_reference(env.raw(), on_reply.raw(), 1, &mut on_ref);
+      let status = napi::sys::napi_create_reference(env.raw(), on_reply.raw(), 1, &mut on_ref);
+      if status != napi::sys::Status::napi_ok {
+        return Err(Error::new(Status::GenericFailure, "could not keep the reply callback"));
+      }
       crate::deliver::Mailbox::new(env.raw(), on_ref)
     }
     .ok_or_else(|| Error::new(Status::GenericFailure, "could not create the reply channel"))?;

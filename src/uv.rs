@@ -19,6 +19,7 @@ pub struct Buf {
 pub const UV_TCP: c_int = 12;
 pub const UV_TIMER: c_int = 13;
 pub const UV_ASYNC: c_int = 1;
+pub const UV_PREPARE: c_int = 9;
 pub const UV_CONNECT: c_int = 2;
 pub const UV_WRITE: c_int = 3;
 pub const UV_GETADDRINFO: c_int = 8;
@@ -32,6 +33,7 @@ pub type ReadCb = unsafe extern "C" fn(*mut Handle, isize, *const Buf);
 pub type StatusCb = unsafe extern "C" fn(*mut Req, c_int);
 pub type TimerCb = unsafe extern "C" fn(*mut Handle);
 pub type AsyncCb = unsafe extern "C" fn(*mut Handle);
+pub type PrepareCb = unsafe extern "C" fn(*mut Handle);
 pub type AddrInfoCb = unsafe extern "C" fn(*mut Req, c_int, *mut libc::addrinfo);
 
 pub struct Uv {
@@ -66,6 +68,9 @@ pub struct Uv {
   pub freeaddrinfo: unsafe extern "C" fn(*mut libc::addrinfo),
   pub err_name: unsafe extern "C" fn(c_int) -> *const c_char,
   pub fileno: unsafe extern "C" fn(*const Handle, *mut c_int) -> c_int,
+  pub prepare_init: unsafe extern "C" fn(*mut Loop, *mut Handle) -> c_int,
+  pub prepare_start: unsafe extern "C" fn(*mut Handle, PrepareCb) -> c_int,
+  pub default_loop: unsafe extern "C" fn() -> *mut Loop,
 }
 
 macro_rules! lookup {
@@ -106,6 +111,9 @@ fn load() -> Option<Uv> {
     freeaddrinfo: lookup!("uv_freeaddrinfo"),
     err_name: lookup!("uv_err_name"),
     fileno: lookup!("uv_fileno"),
+    prepare_init: lookup!("uv_prepare_init"),
+    prepare_start: lookup!("uv_prepare_start"),
+    default_loop: lookup!("uv_default_loop"),
   })
 }
 

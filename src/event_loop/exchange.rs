@@ -15,14 +15,23 @@ use pusher_core::error::TransportError;
 use pusher_core::http::limits::MAX_REDIRECTS;
 use pusher_core::http::response::Reply;
 use pusher_core::http::{redirect, request, response, Method, Origin};
+use super::timer::Timer;
+use std::future::Future;
+use std::pin::pin;
 use std::rc::Rc;
+use std::task::Poll;
+use std::time::Duration;
 
 /// What one request sends.
+#[derive(Clone)]
 pub struct Spec {
   pub method: Method,
   /// The URL as signed: reported in replies and error messages.
   pub url: String,
   pub body: Option<Bytes>,
+  /// How long a new connection may take to open (DNS, TCP, TLS): set with retries on,
+  /// so a hung connect fails before any byte left and can be tried again.
+  pub connect_within: Option<Duration>,
 }
 
 /// Sends `spec`, following redirects.
@@ -31,17 +40,18 @@ pub async fn run(client: Rc<Client>, spec: Spec) -> Result<Reply, TransportError
     mut method,
     url,
     mut body,
+    connect_within,
   } = spec;
   let mut target = request::request_target(&url, client.base_len)?.into_owned();
   let mut key = Rc::clone(&client.key);
   let mut current: Option<url::Url> = None;
   let mut redirects = 0;
   loop {
-    let (head, location, bytes) = send(&client, &key, method, &target, body.clone(), &url).await?;
+    let (head, location, bytes) = send(&client, &key, method, &target, body.clone(), &url, connect_within).await?;
     let next = redirect::next_method(head.status, method).zip(location);
     let Some((next_method, location)) = next else {
       let mut reply = head;
-      reply.body = bytes.to_vec();
+      reply.body = bytes;
       reply.final_url = current.map(|u| u.to_string());
       return Ok(reply);
     };
@@ -51,7 +61,7 @@ pub async fn run(client: Rc<Client>, spec: Spec) -> Result<Reply, TransportError
     };
     let Ok(next_url) = base.join(&location) else {
       let mut reply = head;
-      reply.body = bytes.to_vec();
+      reply.body = bytes;
       return Ok(reply);
     };
     if redirects >= MAX_REDIRECTS {
@@ -78,11 +88,20 @@ async fn send(
   target: &str,
   body: Option<Bytes>,
   url: &str,
-) -> Result<(Reply, Option<String>, Bytes), TransportError> {
-  let mut lease = match pool::acquire(key, client.loop_).await {
+  connect_within: Option<Duration>,
+) -> Result<(Reply, Option<String>, Vec<u8>), TransportError> {
+  let mut lease = match pool::acquire(key, client.loop_, client.max_sockets).await {
     Acquired::Pooled(lease) => lease,
     Acquired::Connect(slot) => {
-      let conn = open(client, &key.origin, url).await?;
+      let conn = match connect_within {
+        None => open(client, &key.origin, url).await?,
+        Some(bound) => within(client, bound, open(client, &key.origin, url))
+          .await
+          .unwrap_or_else(|| {
+            let timeout_ms = client.timeout.map(pusher_core::http::limits::timeout_ms);
+            Err(TransportError::connect_timeout(url, timeout_ms))
+          })?,
+      };
       pool::lease(slot, conn, client.loop_)
     }
   };
@@ -103,18 +122,43 @@ async fn send(
   let fail = |e: hyper::Error| TransportError::from_cause(&e, url, false);
   let response = lease.sender().send_request(request).await.map_err(fail)?;
   let (parts, incoming) = response.into_parts();
-  if let Some((code, reason)) = response::framing_error(&parts.headers) {
+  if let Some((code, reason)) = response::head_error(parts.status, &parts.headers) {
     return Err(TransportError::parse(code, reason, url));
   }
   let head = response::reply_head(parts.status, &parts.headers, &parts.extensions);
   let location = response::location(&parts.headers);
-  let bytes = read_body(incoming).await.map_err(fail)?;
+  let bytes = read_body(incoming, client.max_response_size, url).await?;
   finish(lease, &parts.headers);
   Ok((head, location, bytes))
 }
 
-async fn read_body(incoming: Incoming) -> Result<Bytes, hyper::Error> {
-  Ok(incoming.collect().await?.to_bytes())
+/// Capacity reserved up front from a `content-length`: beyond it the buffer grows with
+/// the bytes that really came, so a length the server only claims costs nothing.
+const RESERVE_MAX: u64 = 1024 * 1024;
+
+/// The body, its frames appended into the one buffer handed to JS. Past `limit` bytes
+/// the read stops and the error drops the lease, which closes the connection.
+async fn read_body(
+  mut incoming: Incoming,
+  limit: u64,
+  url: &str,
+) -> Result<Vec<u8>, TransportError> {
+  use hyper::body::Body;
+  let claimed = incoming.size_hint().exact().unwrap_or(0);
+  if claimed > limit {
+    return Err(TransportError::max_size(url, limit));
+  }
+  let mut body = Vec::with_capacity(claimed.min(RESERVE_MAX) as usize);
+  while let Some(frame) = incoming.frame().await {
+    let frame = frame.map_err(|e| TransportError::from_cause(&e, url, false))?;
+    if let Ok(data) = frame.into_data() {
+      if (body.len() as u64).saturating_add(data.len() as u64) > limit {
+        return Err(TransportError::max_size(url, limit));
+      }
+      body.extend_from_slice(&data);
+    }
+  }
+  Ok(body)
 }
 
 /// Back to the pool, unless the framing had repeated lines (a peer that disagrees on
@@ -128,6 +172,19 @@ fn finish(lease: Lease, headers: &hyper::HeaderMap) {
   } else {
     lease.release();
   }
+}
+
+/// `fut`'s output, or `None` once `bound` has passed first (`fut` is dropped then).
+async fn within<F: Future>(client: &Client, bound: Duration, fut: F) -> Option<F::Output> {
+  let mut fut = pin!(fut);
+  let mut timer = Timer::sleep(client.uv, client.loop_.0, bound);
+  std::future::poll_fn(|cx| {
+    if let Poll::Ready(output) = fut.as_mut().poll(cx) {
+      return Poll::Ready(Some(output));
+    }
+    std::pin::Pin::new(&mut timer).poll(cx).map(|()| None)
+  })
+  .await
 }
 
 /// A new connection: lookup, connect, TLS, hyper's handshake; its driver task started.

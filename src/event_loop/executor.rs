@@ -36,6 +36,8 @@ struct Slot {
   woken: bool,
   /// Aborted while running: dropped after the current poll.
   aborted: bool,
+  /// In the ready queue: a wake adds nothing (one poll per wake, however many wakes).
+  queued: bool,
   live: bool,
 }
 
@@ -57,7 +59,14 @@ static OWNER: OnceLock<Owner> = OnceLock::new();
 static REMOTE: Mutex<Vec<TaskId>> = Mutex::new(Vec::new());
 
 /// Binds the executor to this thread's loop (once per process: the main thread).
+/// Refuses any other loop: a worker's loop closes when the worker ends, and a handle
+/// of ours left on it aborts Node.
 pub fn init(uv: &Uv, loop_: *mut uv::Loop) -> bool {
+  // SAFETY: libuv's default loop is made by the main thread before any JS runs;
+  // reading its address from another thread takes no lock and creates nothing.
+  if loop_.is_null() || loop_ != unsafe { (uv.default_loop)() } {
+    return false;
+  }
   let owner = OWNER.get_or_init(|| {
     // SAFETY: a handle sized by libuv, initialised on the loop's own thread; never
     // closed (it lives as long as the process) and unreferenced.
@@ -67,6 +76,7 @@ pub fn init(uv: &Uv, loop_: *mut uv::Loop) -> bool {
       (uv.unref)(handle);
       handle
     };
+    super::poll_clock::start(uv, loop_);
     Owner {
       thread: std::thread::current().id(),
       handle: handle as usize,
@@ -82,7 +92,7 @@ pub fn init(uv: &Uv, loop_: *mut uv::Loop) -> bool {
 unsafe extern "C" fn on_remote_wake(_handle: *mut Handle) {
   crate::event_loop::callback(|| {
     let woken = std::mem::take(&mut *REMOTE.lock().unwrap_or_else(|p| p.into_inner()));
-    READY.with(|r| r.borrow_mut().extend(woken));
+    woken.into_iter().for_each(schedule);
   });
 }
 
@@ -105,6 +115,7 @@ pub fn spawn(future: impl Future<Output = ()> + 'static) -> TaskId {
     slot.running = false;
     slot.woken = false;
     slot.aborted = false;
+    slot.queued = true;
     TaskId {
       index,
       generation: slot.generation,
@@ -150,10 +161,16 @@ pub fn run() {
   }
 }
 
+/// Polls the task now, woken or not (a task being polled or finished is left alone).
+pub fn poll_now(id: TaskId) {
+  poll(id);
+}
+
 fn poll(id: TaskId) {
   let future = SLOTS.with(|s| {
     let mut slots = s.borrow_mut();
     let slot = live_slot(&mut slots, id)?;
+    slot.queued = false;
     if slot.running {
       slot.woken = true;
       return None;
@@ -186,10 +203,30 @@ fn poll(id: TaskId) {
   if keep {
     SLOTS.with(|s| s.borrow_mut()[id.index as usize].future = Some(future));
     if again {
-      READY.with(|r| r.borrow_mut().push_back(id));
+      schedule(id);
     }
   } else {
     drop_quietly(Some(future));
+  }
+}
+
+/// Queues a woken task on this thread, unless it is queued already, finished, or being
+/// polled (then it is polled again right after).
+fn schedule(id: TaskId) {
+  let push = SLOTS.with(|s| match s.try_borrow_mut() {
+    Ok(mut slots) => match live_slot(&mut slots, id) {
+      Some(slot) if slot.running => {
+        slot.woken = true;
+        false
+      }
+      Some(slot) => !std::mem::replace(&mut slot.queued, true),
+      None => false,
+    },
+    // Woken from inside the executor's own bookkeeping: queue it, `poll` sorts it out.
+    Err(_) => true,
+  });
+  if push {
+    READY.with(|r| r.borrow_mut().push_back(id));
   }
 }
 
@@ -225,7 +262,7 @@ unsafe fn clone(data: *const ()) -> RawWaker {
 unsafe fn wake(data: *const ()) {
   let id = unpack(data);
   if ON_LOOP_THREAD.try_with(|o| o.get()).unwrap_or(false) {
-    return READY.with(|r| r.borrow_mut().push_back(id));
+    return schedule(id);
   }
   match OWNER.get() {
     Some(owner) => {
@@ -235,7 +272,7 @@ unsafe fn wake(data: *const ()) {
       }
     }
     // Not bound to a loop (unit tests): run by the next `run` on this thread.
-    None => READY.with(|r| r.borrow_mut().push_back(id)),
+    None => schedule(id),
   }
 }
 
@@ -276,6 +313,38 @@ mod tests {
     assert_eq!(next.index, id.index);
     assert_ne!(next.generation, id.generation);
     run();
+  }
+
+  #[test]
+  fn many_wakes_make_one_poll() {
+    let polls = Rc::new(Cell::new(0));
+    let saved: Rc<RefCell<Option<Waker>>> = Rc::default();
+    let (p, w) = (Rc::clone(&polls), Rc::clone(&saved));
+    let id = spawn(std::future::poll_fn(move |cx| {
+      p.set(p.get() + 1);
+      *w.borrow_mut() = Some(cx.waker().clone());
+      // Woken from inside its own poll too: polled once more, not once per wake.
+      cx.waker().wake_by_ref();
+      cx.waker().wake_by_ref();
+      Poll::<()>::Pending
+    }));
+    run_once_each();
+    assert_eq!(polls.get(), 1);
+    assert_eq!(READY.with(|r| r.borrow().len()), 1);
+    for _ in 0..5 {
+      saved.borrow().as_ref().unwrap().wake_by_ref();
+    }
+    assert_eq!(READY.with(|r| r.borrow().len()), 1);
+    run_once_each();
+    assert_eq!(polls.get(), 2);
+    abort(id);
+    READY.with(|r| r.borrow_mut().clear());
+  }
+
+  /// Polls what is ready now, once each (the task above re-wakes itself forever).
+  fn run_once_each() {
+    let ready: Vec<TaskId> = READY.with(|r| r.borrow_mut().drain(..).collect());
+    ready.into_iter().for_each(poll);
   }
 
   #[test]

@@ -1,8 +1,8 @@
 //! HTTP(S) requests driven by Node's own event loop (libuv), on the JS thread: no hop
 //! to another thread and back. hyper's HTTP/1 client runs over a libuv TCP handle
 //! (`tcp`), with tokio-rustls for TLS, its futures polled by a small executor woken
-//! from libuv callbacks (`executor`). Used on the main thread without proxy or
-//! retries; the tokio transport carries everything else, and both keep the same wire
+//! from libuv callbacks (`executor`). Used on the main thread without a proxy (with
+//! or without retries); the tokio transport carries the rest, and both keep the same wire
 //! contract (`pusher_core::http`).
 //!
 //! Ownership: an exchange (one request) is an executor task. It owns its timeout
@@ -15,7 +15,9 @@
 mod connect;
 mod exchange;
 mod executor;
+mod poll_clock;
 mod pool;
+mod retry;
 mod stream;
 mod tcp;
 mod timer;
@@ -33,7 +35,7 @@ use std::cell::{Cell, OnceCell, RefCell};
 use std::collections::HashMap;
 use std::mem::ManuallyDrop;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::rc::Rc;
+use std::rc::{Rc, Weak};
 use std::sync::Arc;
 use std::time::Duration;
 use timer::Timer;
@@ -50,24 +52,31 @@ pub struct Trust {
   config: OnceCell<Result<Arc<rustls::ClientConfig>, TransportError>>,
 }
 
-/// Each distinct `ca` (none included) and its trust.
-type TrustById = HashMap<Option<Vec<u8>>, Rc<Trust>>;
+/// Each distinct `ca` (none included) in use, and its trust.
+type TrustById = HashMap<Option<Vec<u8>>, Weak<Trust>>;
+
+// Never dropped: see the executor's thread-locals.
+thread_local! {
+  static TRUSTS: ManuallyDrop<RefCell<TrustById>> = ManuallyDrop::new(RefCell::new(HashMap::new()));
+  static TRUST_IDS: Cell<u64> = const { Cell::new(0) };
+}
 
 impl Trust {
+  /// The trust for `ca`, shared while any client or pool key holds it.
   fn of(ca: Option<Vec<u8>>) -> Rc<Trust> {
-    thread_local! {
-      static KNOWN: ManuallyDrop<RefCell<TrustById>> = ManuallyDrop::new(RefCell::new(HashMap::new()));
-    }
-    KNOWN.with(|k| {
+    TRUSTS.with(|k| {
       let mut known = k.borrow_mut();
-      let id = known.len() as u64;
-      Rc::clone(known.entry(ca.clone()).or_insert_with(|| {
-        Rc::new(Trust {
-          id,
-          ca,
-          config: OnceCell::new(),
-        })
-      }))
+      if let Some(trust) = known.get(&ca).and_then(Weak::upgrade) {
+        return trust;
+      }
+      let id = TRUST_IDS.with(|n| n.replace(n.get() + 1));
+      let trust = Rc::new(Trust {
+        id,
+        ca: ca.clone(),
+        config: OnceCell::new(),
+      });
+      known.insert(ca, Rc::downgrade(&trust));
+      trust
     })
   }
 
@@ -89,6 +98,12 @@ pub struct Client {
   trust: Rc<Trust>,
   base_len: usize,
   timeout: Option<Duration>,
+  /// Bytes of a response body past which the read stops and the call fails.
+  max_response_size: u64,
+  /// Connections per origin (open or opening).
+  max_sockets: usize,
+  /// Attempts after the first, within `timeout` (the whole call's deadline).
+  retry: Option<pusher_core::retry::RetryPolicy>,
   library: HeaderValue,
   /// The request head's headers for `key`, without and with a body.
   heads: [hyper::HeaderMap; 2],
@@ -107,6 +122,9 @@ impl Client {
     timeout: Option<Duration>,
     library: HeaderValue,
     ca: Option<Vec<u8>>,
+    max_response_size: u64,
+    max_sockets: usize,
+    retry: Option<pusher_core::retry::RetryPolicy>,
   ) -> Option<Self> {
     let uv = uv::get()?;
     let parsed = url::Url::parse(base_url).ok()?;
@@ -143,9 +161,29 @@ impl Client {
       trust,
       base_len: base_url.len(),
       timeout,
+      max_response_size,
+      max_sockets: max_sockets.max(1),
+      retry,
       library,
       heads,
     })
+  }
+}
+
+impl Drop for Trust {
+  fn drop(&mut self) {
+    let me: *const Trust = self;
+    let _ = TRUSTS.try_with(|k| {
+      let Ok(mut known) = k.try_borrow_mut() else {
+        return;
+      };
+      if known
+        .get(&self.ca)
+        .is_some_and(|w| std::ptr::eq(w.as_ptr(), me))
+      {
+        known.remove(&self.ca);
+      }
+    });
   }
 }
 
@@ -208,6 +246,8 @@ struct Pending {
   url: String,
   idempotent: bool,
   context: RequestContext,
+  /// The attempt under way (retries).
+  attempts: u32,
 }
 
 type Slot = Rc<RefCell<Option<Pending>>>;
@@ -216,7 +256,7 @@ fn finish(slot: &Slot, result: Result<pusher_core::http::response::Reply, Transp
   let Some(p) = slot.borrow_mut().take() else {
     return;
   };
-  let reply = reply_of(p.id, p.url, result, 1, p.idempotent);
+  let reply = reply_of(p.id, p.url, result, p.attempts, p.idempotent);
   OUTBOX.with(|o| {
     o.borrow_mut().push(Finished {
       client: p.client,
@@ -257,6 +297,7 @@ pub unsafe fn start(
     url: url.clone(),
     idempotent: method.is_idempotent(),
     context,
+    attempts: 1,
   })));
   let task_id: Rc<Cell<Option<executor::TaskId>>> = Rc::default();
   let timer = client.timeout.map(|timeout| {
@@ -277,13 +318,31 @@ pub unsafe fn start(
     )
   });
   let guard = Guard(Rc::clone(&slot));
-  let spec = exchange::Spec { method, url, body };
-  let task = exchange::run(Rc::clone(client), spec);
-  let id = executor::spawn(async move {
-    let _timer = timer;
-    let result = task.await;
-    finish(&guard.0, result);
-  });
+  let spec = exchange::Spec {
+    method,
+    url,
+    body,
+    connect_within: None,
+  };
+  let id = match client.retry {
+    None => {
+      let task = exchange::run(Rc::clone(client), spec);
+      executor::spawn(async move {
+        let _timer = timer;
+        let result = task.await;
+        finish(&guard.0, result);
+      })
+    }
+    Some(policy) => {
+      let deadline = pusher_core::retry::Deadline::after(client.timeout);
+      let task = retry::run(Rc::clone(client), spec, policy, deadline, Rc::clone(&slot));
+      executor::spawn(async move {
+        let _timer = timer;
+        let result = task.await;
+        finish(&guard.0, result);
+      })
+    }
+  };
   task_id.set(Some(id));
   let was_in_start = IN_START.with(|s| s.replace(true));
   let _ = catch_unwind(executor::run);

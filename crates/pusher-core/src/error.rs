@@ -159,29 +159,33 @@ impl TransportError {
     }
   }
 
-  /// Classifies a reqwest failure for the request to `url`.
-  pub fn from_reqwest(err: &reqwest::Error, url: &str, timeout_ms: Option<u64>) -> Self {
-    let connecting = err.is_connect();
-    if err.is_timeout() && connecting && timeout_ms.is_some() {
-      // The client's `connect_timeout` (set only with retries) under a caller's
-      // `timeout`: a timeout, as without retries, but one safe to retry (nothing sent).
+  /// Connecting (DNS, TCP, TLS) took longer than its bound: the retry client's own
+  /// bound, or the kernel's. No request byte was sent, so it is safe to retry. Under a
+  /// caller's `timeout` it is a timeout, as without retries; without one, a system
+  /// error, as Node reports it.
+  pub fn connect_timeout(url: &str, timeout_ms: Option<u64>) -> Self {
+    if timeout_ms.is_some() {
       return Self {
         before_send: true,
         ..Self::timeout(url, timeout_ms)
       };
     }
+    Self {
+      kind: FailureKind::Network,
+      code: "ETIMEDOUT",
+      message: format!(
+        "request to {url} failed, reason: connect ETIMEDOUT {}",
+        host_port(url)
+      ),
+      before_send: true,
+    }
+  }
+
+  /// Classifies a reqwest failure for the request to `url`.
+  pub fn from_reqwest(err: &reqwest::Error, url: &str, timeout_ms: Option<u64>) -> Self {
+    let connecting = err.is_connect();
     if err.is_timeout() && connecting {
-      // The kernel's connect timeout, or the retry client's own bound without a
-      // `timeout`: no request byte was sent. Node reports this as a system error.
-      return Self {
-        kind: FailureKind::Network,
-        code: "ETIMEDOUT",
-        message: format!(
-          "request to {url} failed, reason: connect ETIMEDOUT {}",
-          host_port(url)
-        ),
-        before_send: true,
-      };
+      return Self::connect_timeout(url, timeout_ms);
     }
     if err.is_timeout() {
       return Self::timeout(url, timeout_ms);

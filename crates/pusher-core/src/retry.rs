@@ -117,6 +117,13 @@ impl Deadline {
   }
 }
 
+/// With retries on, the most one attempt's connecting (DNS, TCP, TLS) may take: ¾ of
+/// the call's time left (`remaining`), at most `bound`, so that a hung connect fails
+/// before any byte left and can be tried again within the deadline.
+pub fn connect_within(bound: Duration, remaining: Option<Duration>) -> Duration {
+  remaining.map_or(bound, |left| bound.min(left.mul_f64(0.75)))
+}
+
 impl RetryPolicy {
   /// [`next_delay`](Self::next_delay), but only when the next attempt can start before
   /// the call's deadline (`remaining`: the time left, `None` without one). Otherwise the

@@ -6,9 +6,6 @@ use std::time::Duration;
 pub const MAX_REDIRECTS: u32 = 20;
 /// Idle pooled connections are closed after this.
 pub const POOL_IDLE: Duration = Duration::from_secs(15);
-/// Past this idle time a pooled connection is checked before reuse: the server may
-/// have closed it while JS kept the loop busy, before its close was read.
-pub const CHECK_AFTER_IDLE: Duration = Duration::from_secs(1);
 /// Happy Eyeballs: the next address is tried after this, as Node's
 /// `autoSelectFamilyAttemptTimeout` default.
 pub const HAPPY_EYEBALLS_DELAY: Duration = Duration::from_millis(250);

@@ -124,10 +124,9 @@ async fn send_within(
   if left == Some(Duration::ZERO) {
     return Err(timed_out());
   }
-  let connect = match (request.connect_timeout, left) {
-    (Some(bound), Some(left)) => Some(bound.min(left.mul_f64(0.75))),
-    (bound, _) => bound,
-  };
+  let connect = request
+    .connect_timeout
+    .map(|bound| crate::retry::connect_within(bound, left));
   connect_bound::within(connect, send_attempt(client, request, left)).await
 }
 
