@@ -1,11 +1,13 @@
 "use strict"
 // One measurement in a fresh process: `node bench/worker.js '<json spec>'`.
-// Spec: { impl: "native" | "native:<dir>" | "pusher" | "pusher-ka", workload: "W1".."W6" | "W8",
-//         port, n, warmup, maxMs }. Prints one JSON line on stdout.
+// Spec: { impl: "native" | "native:<dir>" | "pusher" | "pusher-ka" | "web", workload: "W1".."W6" | "W8" | "W9",
+//         port, tls, n, warmup, maxMs }. Prints one JSON line on stdout. With `tls` (W9) the
+//         server's CA comes from NODE_EXTRA_CA_CERTS, set by run.js.
 //
 // Started by bench/run.js (pinned with taskset); never a test.
 
 const http = require("http")
+const https = require("https")
 const path = require("path")
 const crypto = require("crypto")
 
@@ -29,11 +31,11 @@ function make(impl, extra) {
     secret: "bench-secret",
     host: "127.0.0.1",
     port: spec.port,
-    useTLS: false,
+    useTLS: Boolean(spec.tls),
     encryptionMasterKeyBase64: MASTER_KEY,
     ...extra,
   }
-  if (impl === "pusher-ka") options.agent = new http.Agent({ keepAlive: true })
+  if (impl === "pusher-ka") options.agent = new (spec.tls ? https : http).Agent({ keepAlive: true })
   return new Pusher(options)
 }
 
@@ -103,6 +105,8 @@ async function measure(run) {
 const workloads = {
   // trigger, sequential
   W1: (p) => measure((n, lat) => lanes(() => p.trigger("my-channel", "my-event", DATA), n, 1, spec.maxMs, lat)),
+  // trigger over HTTPS, 64 in flight
+  W9: (p) => workloads.W2(p),
   // trigger, 64 in flight
   W2: (p) => measure((n, lat) => lanes(() => p.trigger("my-channel", "my-event", DATA), n, 64, spec.maxMs, lat)),
   // triggerBatch of 10, 16 in flight (triggerBatch rewrites `data`, so a fresh batch per call)
