@@ -223,11 +223,11 @@ pub(crate) fn callback(work: impl FnOnce()) {
 
 fn flush_replies() {
   loop {
-    let batch = OUTBOX.with(|o| std::mem::take(&mut *o.borrow_mut()));
+    let mut batch = OUTBOX.with(|o| std::mem::take(&mut *o.borrow_mut()));
     if batch.is_empty() {
       return;
     }
-    for f in batch {
+    for f in batch.drain(..) {
       // SAFETY: on the JS thread, from a libuv callback (outside any JS call).
       let _ = catch_unwind(AssertUnwindSafe(|| unsafe {
         deliver::deliver(f.client.env, f.client.on_reply, f.context, f.reply)
@@ -235,6 +235,14 @@ fn flush_replies() {
       // JS may have started requests whose tasks are ready.
       let _ = catch_unwind(executor::run);
     }
+    // The emptied buffer back, so the next replies need no allocation (it holds at
+    // most what was in flight at once).
+    OUTBOX.with(|o| {
+      let mut outbox = o.borrow_mut();
+      if outbox.is_empty() {
+        *outbox = batch;
+      }
+    });
   }
 }
 
