@@ -162,10 +162,7 @@ impl Client {
       let mut on_ref = std::ptr::null_mut();
       let status = napi::sys::napi_create_reference(env.raw(), on_reply.raw(), 1, &mut on_ref);
       if status != napi::sys::Status::napi_ok {
-        return Err(Error::new(
-          Status::GenericFailure,
-          "could not keep the reply callback",
-        ));
+        return Err(Error::new(Status::GenericFailure, "could not keep the reply callback"));
       }
       crate::deliver::Mailbox::new(env.raw(), on_ref)
     }
