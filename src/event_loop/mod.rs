@@ -307,9 +307,10 @@ pub unsafe fn start(
     context,
     attempts: 1,
   })));
-  let task_id: Rc<Cell<Option<executor::TaskId>>> = Rc::default();
-  let timer = client.timeout.map(|timeout| {
-    let (slot, task_id, url) = (Rc::clone(&slot), Rc::clone(&task_id), url.clone());
+  // Shared with the timer only: without a timeout, nothing to allocate.
+  let task_id: Option<Rc<Cell<Option<executor::TaskId>>>> = client.timeout.map(|_| Rc::default());
+  let timer = client.timeout.zip(task_id.as_ref()).map(|(timeout, task_id)| {
+    let (slot, task_id, url) = (Rc::clone(&slot), Rc::clone(task_id), url.clone());
     Timer::deadline(
       client.uv,
       client.loop_.0,
@@ -351,7 +352,9 @@ pub unsafe fn start(
       })
     }
   };
-  task_id.set(Some(id));
+  if let Some(task_id) = task_id {
+    task_id.set(Some(id));
+  }
   let was_in_start = IN_START.with(|s| s.replace(true));
   let _ = catch_unwind(executor::run);
   IN_START.with(|s| s.set(was_in_start));
