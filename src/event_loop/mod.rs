@@ -309,23 +309,26 @@ pub unsafe fn start(
   })));
   // Shared with the timer only: without a timeout, nothing to allocate.
   let task_id: Option<Rc<Cell<Option<executor::TaskId>>>> = client.timeout.map(|_| Rc::default());
-  let timer = client.timeout.zip(task_id.as_ref()).map(|(timeout, task_id)| {
-    let (slot, task_id, url) = (Rc::clone(&slot), Rc::clone(task_id), url.clone());
-    Timer::deadline(
-      client.uv,
-      client.loop_.0,
-      timeout,
-      Box::new(move || {
-        finish(
-          &slot,
-          Err(TransportError::timeout(&url, Some(timeout_ms(timeout)))),
-        );
-        if let Some(id) = task_id.get() {
-          executor::abort(id);
-        }
-      }),
-    )
-  });
+  let timer = client
+    .timeout
+    .zip(task_id.as_ref())
+    .map(|(timeout, task_id)| {
+      let (slot, task_id, url) = (Rc::clone(&slot), Rc::clone(task_id), url.clone());
+      Timer::deadline(
+        client.uv,
+        client.loop_.0,
+        timeout,
+        Box::new(move || {
+          finish(
+            &slot,
+            Err(TransportError::timeout(&url, Some(timeout_ms(timeout)))),
+          );
+          if let Some(id) = task_id.get() {
+            executor::abort(id);
+          }
+        }),
+      )
+    });
   let guard = Guard(Rc::clone(&slot));
   let spec = exchange::Spec {
     method,
