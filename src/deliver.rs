@@ -93,8 +93,15 @@ unsafe fn call_on_reply(
   let string = |value: Option<&str>| match value {
     Some(s) => {
       let mut out = std::ptr::null_mut();
-      let status =
-        unsafe { sys::napi_create_string_utf8(env, s.as_ptr().cast(), s.len() as isize, &mut out) };
+      // ASCII (URLs, heads, the usual JSON body) is the same string read as Latin-1,
+      // which V8 copies without decoding.
+      let status = if s.is_ascii() {
+        unsafe {
+          sys::napi_create_string_latin1(env, s.as_ptr().cast(), s.len() as isize, &mut out)
+        }
+      } else {
+        unsafe { sys::napi_create_string_utf8(env, s.as_ptr().cast(), s.len() as isize, &mut out) }
+      };
       (ok(status) && !out.is_null()).then_some(out)
     }
     None => Some(undefined),
@@ -138,8 +145,9 @@ unsafe fn call_on_reply(
     string(message),
     number(reply.attempts.into()),
   ];
-  let args: Option<Vec<sys::napi_value>> = if args.iter().all(Option::is_some) {
-    args.into_iter().collect()
+  // A fixed array, not a Vec: nothing allocated per reply.
+  let args: [Option<sys::napi_value>; 12] = if args.iter().all(Option::is_some) {
+    args
   } else {
     unsafe { clear_exception(env) };
     let message = "the response could not be handed to JavaScript";
@@ -157,9 +165,11 @@ unsafe fn call_on_reply(
       string(Some(message)),
       number(reply.attempts.into()),
     ]
-    .into_iter()
-    .collect()
   };
+  let args = args
+    .iter()
+    .all(Option::is_some)
+    .then(|| args.map(|a| a.unwrap_or(undefined)));
   let Some(args) = args else {
     // Not even the short failure could be made: the env is going away.
     unsafe { clear_exception(env) };

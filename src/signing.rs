@@ -1,7 +1,7 @@
 //! Signing requests: the signed URL a client sends, and `createSignedQueryString`.
 
 use napi_derive::napi;
-use pusher_core::signature::{signed_query, SigningInput};
+use pusher_core::signature::{push_signed_query, signed_query, SigningInput};
 
 /// What a client signs with.
 pub struct Signer {
@@ -22,7 +22,12 @@ impl Signer {
     timestamp: i64,
   ) -> String {
     let params = pairs(params);
-    let query = signed_query(
+    let mut url = String::with_capacity(self.base_url.len() + path.len() + 256);
+    url.push_str(&self.base_url);
+    url.push_str(path);
+    url.push('?');
+    push_signed_query(
+      &mut url,
       &SigningInput {
         method,
         path,
@@ -33,7 +38,7 @@ impl Signer {
       },
       &self.secret,
     );
-    format!("{}{}?{}", self.base_url, path, query)
+    url
   }
 }
 

@@ -93,9 +93,11 @@ async fn send(
   let mut lease = match pool::acquire(key, client.loop_, client.max_sockets).await {
     Acquired::Pooled(lease) => lease,
     Acquired::Connect(slot) => {
+      // Boxed: a connect's state (lookup, TLS, handshake) is large, and inline it
+      // would be copied with every request's future, pooled or not.
       let conn = match connect_within {
-        None => open(client, &key.origin, url).await?,
-        Some(bound) => within(client, bound, open(client, &key.origin, url))
+        None => Box::pin(open(client, &key.origin, url)).await?,
+        Some(bound) => within(client, bound, Box::pin(open(client, &key.origin, url)))
           .await
           .unwrap_or_else(|| {
             let timeout_ms = client.timeout.map(pusher_core::http::limits::timeout_ms);

@@ -223,11 +223,11 @@ pub(crate) fn callback(work: impl FnOnce()) {
 
 fn flush_replies() {
   loop {
-    let batch = OUTBOX.with(|o| std::mem::take(&mut *o.borrow_mut()));
+    let mut batch = OUTBOX.with(|o| std::mem::take(&mut *o.borrow_mut()));
     if batch.is_empty() {
       return;
     }
-    for f in batch {
+    for f in batch.drain(..) {
       // SAFETY: on the JS thread, from a libuv callback (outside any JS call).
       let _ = catch_unwind(AssertUnwindSafe(|| unsafe {
         deliver::deliver(f.client.env, f.client.on_reply, f.context, f.reply)
@@ -235,6 +235,14 @@ fn flush_replies() {
       // JS may have started requests whose tasks are ready.
       let _ = catch_unwind(executor::run);
     }
+    // The emptied buffer back, so the next replies need no allocation (it holds at
+    // most what was in flight at once).
+    OUTBOX.with(|o| {
+      let mut outbox = o.borrow_mut();
+      if outbox.is_empty() {
+        *outbox = batch;
+      }
+    });
   }
 }
 
@@ -299,24 +307,28 @@ pub unsafe fn start(
     context,
     attempts: 1,
   })));
-  let task_id: Rc<Cell<Option<executor::TaskId>>> = Rc::default();
-  let timer = client.timeout.map(|timeout| {
-    let (slot, task_id, url) = (Rc::clone(&slot), Rc::clone(&task_id), url.clone());
-    Timer::deadline(
-      client.uv,
-      client.loop_.0,
-      timeout,
-      Box::new(move || {
-        finish(
-          &slot,
-          Err(TransportError::timeout(&url, Some(timeout_ms(timeout)))),
-        );
-        if let Some(id) = task_id.get() {
-          executor::abort(id);
-        }
-      }),
-    )
-  });
+  // Shared with the timer only: without a timeout, nothing to allocate.
+  let task_id: Option<Rc<Cell<Option<executor::TaskId>>>> = client.timeout.map(|_| Rc::default());
+  let timer = client
+    .timeout
+    .zip(task_id.as_ref())
+    .map(|(timeout, task_id)| {
+      let (slot, task_id, url) = (Rc::clone(&slot), Rc::clone(task_id), url.clone());
+      Timer::deadline(
+        client.uv,
+        client.loop_.0,
+        timeout,
+        Box::new(move || {
+          finish(
+            &slot,
+            Err(TransportError::timeout(&url, Some(timeout_ms(timeout)))),
+          );
+          if let Some(id) = task_id.get() {
+            executor::abort(id);
+          }
+        }),
+      )
+    });
   let guard = Guard(Rc::clone(&slot));
   let spec = exchange::Spec {
     method,
@@ -343,7 +355,9 @@ pub unsafe fn start(
       })
     }
   };
-  task_id.set(Some(id));
+  if let Some(task_id) = task_id {
+    task_id.set(Some(id));
+  }
   let was_in_start = IN_START.with(|s| s.replace(true));
   let _ = catch_unwind(executor::run);
   IN_START.with(|s| s.set(was_in_start));

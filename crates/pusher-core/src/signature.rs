@@ -90,40 +90,112 @@ pub struct SigningInput<'a> {
 /// order, joined raw (unescaped) as `k=v&…`, then `&auth_signature=<hex HMAC>` over
 /// `METHOD\nPATH\nQUERY`.
 pub fn signed_query(input: &SigningInput, secret: &[u8]) -> String {
-  let timestamp = input.timestamp.to_string();
-  let body_md5 = input.body.filter(|b| !b.is_empty()).map(md5_hex);
+  let mut query = String::new();
+  push_signed_query(&mut query, input, secret);
+  query
+}
+
+/// Appends [`signed_query`]'s string to `out` (a URL being built), reserving its exact
+/// length once: no second buffer, no regrowth.
+pub fn push_signed_query(out: &mut String, input: &SigningInput, secret: &[u8]) {
+  let mut digits = [0u8; 20];
+  let timestamp = decimal(input.timestamp, &mut digits);
+  let mut md5_buf = [0u8; 32];
+  let body_md5 = input
+    .body
+    .filter(|b| !b.is_empty())
+    .map(|b| hex_into(&Md5::digest(b), &mut md5_buf));
   let mut pairs: Vec<(&str, &str)> = Vec::with_capacity(4 + input.params.len());
   pairs.push(("auth_key", input.key));
-  pairs.push(("auth_timestamp", &timestamp));
+  pairs.push(("auth_timestamp", timestamp));
   pairs.push(("auth_version", "1.0"));
-  if let Some(md5) = &body_md5 {
+  if let Some(md5) = body_md5 {
     pairs.push(("body_md5", md5));
   }
   pairs.extend(input.params.iter().map(|(k, v)| (k.as_str(), v.as_str())));
   // JS compares strings by UTF-16 code units; byte order differs only above U+FFFF.
   pairs.sort_by(|a, b| a.0.encode_utf16().cmp(b.0.encode_utf16()));
 
-  let mut query = String::with_capacity(160);
+  const SIGNATURE: &str = "&auth_signature=";
+  let length = pairs
+    .iter()
+    .map(|(k, v)| k.len() + v.len() + 2)
+    .sum::<usize>()
+    + SIGNATURE.len()
+    + 64;
+  out.reserve(length);
+  let start = out.len();
   for (i, (k, v)) in pairs.iter().enumerate() {
     if i > 0 {
-      query.push('&');
+      out.push('&');
     }
-    query.push_str(k);
-    query.push('=');
-    query.push_str(v);
+    out.push_str(k);
+    out.push('=');
+    out.push_str(v);
   }
   let mut mac = keyed(secret);
-  for part in [input.method, "\n", input.path, "\n", &query] {
+  for part in [input.method, "\n", input.path, "\n", &out[start..]] {
     mac.update(part.as_bytes());
   }
-  query.push_str("&auth_signature=");
-  query.push_str(&to_hex(&mac.finalize().into_bytes()));
-  query
+  out.push_str(SIGNATURE);
+  let mut hex_buf = [0u8; 64];
+  out.push_str(hex_into(&mac.finalize().into_bytes(), &mut hex_buf));
+}
+
+/// `value` in decimal, as `to_string` writes it, in `buf`.
+fn decimal(value: i64, buf: &mut [u8; 20]) -> &str {
+  let mut n = value.unsigned_abs();
+  let mut at = buf.len();
+  loop {
+    at -= 1;
+    buf[at] = b'0' + (n % 10) as u8;
+    n /= 10;
+    if n == 0 {
+      break;
+    }
+  }
+  if value < 0 {
+    at -= 1;
+    buf[at] = b'-';
+  }
+  std::str::from_utf8(&buf[at..]).unwrap_or_else(|_| unreachable!())
+}
+
+/// Lowercase hex of `digest` in `buf` (twice its length).
+fn hex_into<'a>(digest: &[u8], buf: &'a mut [u8]) -> &'a str {
+  let out = &mut buf[..digest.len() * 2];
+  hex::encode_to_slice(digest, out).unwrap_or_else(|_| unreachable!());
+  std::str::from_utf8(out).unwrap_or_else(|_| unreachable!())
 }
 
 #[cfg(test)]
 mod tests {
   use super::*;
+
+  #[test]
+  fn timestamps_are_written_as_to_string_writes_them() {
+    for n in [0, 7, -7, 10, 1353088179, i64::MAX, i64::MIN, -1] {
+      assert_eq!(decimal(n, &mut [0; 20]), n.to_string());
+    }
+  }
+
+  #[test]
+  fn the_query_appended_to_a_url_is_the_signed_query() {
+    let input = SigningInput {
+      method: "POST",
+      path: "/apps/3/events",
+      key: "k",
+      timestamp: 1353088179,
+      body: Some(b"{}"),
+      params: &[("z".into(), "1".into())],
+    };
+    let mut url = String::from("http://h/apps/3/events?");
+    push_signed_query(&mut url, &input, b"s");
+    assert_eq!(
+      url,
+      format!("http://h/apps/3/events?{}", signed_query(&input, b"s"))
+    );
+  }
 
   fn sig_of(query: &str) -> &str {
     query.rsplit("auth_signature=").next().unwrap()
