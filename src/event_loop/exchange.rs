@@ -4,8 +4,10 @@
 
 use super::connect::{self, lookup_code};
 use super::executor;
+use super::head_capture::HeadCapture;
 use super::pool::{self, Acquired, Conn, Key, Lease};
-use super::stream::Stream;
+use super::stream::{Io, Stream};
+use super::timer::Timer;
 use super::Client;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -15,7 +17,6 @@ use pusher_core::error::TransportError;
 use pusher_core::http::limits::MAX_REDIRECTS;
 use pusher_core::http::response::Reply;
 use pusher_core::http::{redirect, request, response, Method, Origin};
-use super::timer::Timer;
 use std::future::Future;
 use std::pin::pin;
 use std::rc::Rc;
@@ -47,7 +48,16 @@ pub async fn run(client: Rc<Client>, spec: Spec) -> Result<Reply, TransportError
   let mut current: Option<url::Url> = None;
   let mut redirects = 0;
   loop {
-    let (head, location, bytes) = send(&client, &key, method, &target, body.clone(), &url, connect_within).await?;
+    let (head, location, bytes) = send(
+      &client,
+      &key,
+      method,
+      &target,
+      body.clone(),
+      &url,
+      connect_within,
+    )
+    .await?;
     let next = redirect::next_method(head.status, method).zip(location);
     let Some((next_method, location)) = next else {
       let mut reply = head;
@@ -119,8 +129,10 @@ async fn send(
       Some(&key.origin.host_header),
     )
   };
-  let fail = |e: hyper::Error| TransportError::from_cause(&e, url, false);
-  let response = lease.sender().send_request(request).await.map_err(fail)?;
+  lease.head().arm();
+  let sent = lease.sender().send_request(request).await;
+  lease.head().disarm();
+  let response = sent.map_err(|e| refused(&e, lease.head(), url))?;
   let (parts, incoming) = response.into_parts();
   if let Some((code, reason)) = response::head_error(parts.status, &parts.headers) {
     return Err(TransportError::parse(code, reason, url));
@@ -130,6 +142,17 @@ async fn send(
   let bytes = read_body(incoming, client.max_response_size, url).await?;
   finish(lease, &parts.headers);
   Ok((head, location, bytes))
+}
+
+/// hyper's failure as Node's parser words it: a head hyper could not parse is judged
+/// from its bytes (which rule it broke); anything else by its cause.
+fn refused(e: &hyper::Error, head: &HeadCapture, url: &str) -> TransportError {
+  if e.is_parse() && !e.is_parse_too_large() {
+    if let Some((code, reason)) = head.verdict() {
+      return TransportError::parse(code, reason, url);
+    }
+  }
+  TransportError::from_cause(e, url, false)
 }
 
 /// Capacity reserved up front from a `content-length`: beyond it the buffer grows with
@@ -205,14 +228,17 @@ async fn open(client: &Rc<Client>, origin: &Origin, url: &str) -> Result<Conn, T
       .connect(name, tcp)
       .await
       .map_err(|e| TransportError::from_cause(&e, url, true))?;
-    Stream::Tls(Box::new(tls))
+    Io::Tls(Box::new(tls))
   } else {
-    Stream::Plain(tcp)
+    Io::Plain(tcp)
   };
-  let (sender, connection) = response::configure_http1(&mut hyper::client::conn::http1::Builder::new())
-    .handshake(TokioIo::new(stream))
-    .await
-    .map_err(|e| TransportError::from_cause(&e, url, true))?;
+  let head = HeadCapture::shared();
+  let stream = Stream::new(stream, Rc::clone(&head));
+  let (sender, connection) =
+    response::configure_http1(&mut hyper::client::conn::http1::Builder::new())
+      .handshake(TokioIo::new(stream))
+      .await
+      .map_err(|e| TransportError::from_cause(&e, url, true))?;
   let task = executor::spawn(async move {
     let _ = connection.await;
   });
@@ -220,5 +246,6 @@ async fn open(client: &Rc<Client>, origin: &Origin, url: &str) -> Result<Conn, T
     sender,
     tcp: shared,
     task,
+    head,
   })
 }

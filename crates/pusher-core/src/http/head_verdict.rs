@@ -13,8 +13,33 @@ pub fn refused_head(head: &[u8]) -> Option<(&'static str, &'static str)> {
   let mut headers = vec![httparse::EMPTY_HEADER; limits::MAX_HEAD_LINES];
   let mut response = httparse::Response::new(&mut headers);
   match response.parse(head) {
-    Err(e) => Some(httparse_verdict(e)),
+    Err(e) => Some(where_it_broke(head, e).unwrap_or_else(|| httparse_verdict(e))),
     Ok(_) => content_length_verdict(response.headers),
+  }
+}
+
+/// The two cases where llhttp's code depends on where httparse stopped, which it does not
+/// say: whitespace opening the first header line (a fold with nothing to fold into), and
+/// a value whose first bad byte is a CR with no LF after it.
+fn where_it_broke(head: &[u8], e: httparse::Error) -> Option<(&'static str, &'static str)> {
+  let after_status = head.iter().position(|&b| b == b'\n')? + 1;
+  let headers = &head[after_status..];
+  match e {
+    httparse::Error::HeaderName if matches!(headers.first(), Some(b' ' | b'\t')) => Some((
+      "HPE_UNEXPECTED_SPACE",
+      "Parse Error: Unexpected space after start line",
+    )),
+    httparse::Error::HeaderValue => {
+      let bad = headers.iter().enumerate().find(|&(i, &b)| {
+        (b.is_ascii_control() && b != b'\t' && b != b'\n' && b != b'\r')
+          || (b == b'\r' && headers.get(i + 1) != Some(&b'\n'))
+      })?;
+      (*bad.1 == b'\r').then_some((
+        "HPE_LF_EXPECTED",
+        "Parse Error: Missing expected LF after header value",
+      ))
+    }
+    _ => None,
   }
 }
 
@@ -85,7 +110,19 @@ mod tests {
   /// measures them live).
   #[test]
   fn heads_hyper_refuses_get_llhttps_codes() {
-    let cases: [(&str, Option<&str>); 10] = [
+    let cases: [(&str, Option<&str>); 13] = [
+      (
+        "HTTP/1.1 200 OK\r\n X-A: a\r\n\r\n",
+        Some("HPE_UNEXPECTED_SPACE"),
+      ),
+      (
+        "HTTP/1.1 200 OK\r\nX-A: a\rb\r\n\r\n",
+        Some("HPE_LF_EXPECTED"),
+      ),
+      (
+        "HTTP/1.1 200 OK\r\nX-A: a\0b\rc\r\n\r\n",
+        Some("HPE_INVALID_HEADER_TOKEN"),
+      ),
       (
         "HTTP/1.1 200 OK\r\nContent-Length: 1e20\r\n\r\n",
         Some("HPE_INVALID_CONTENT_LENGTH"),
