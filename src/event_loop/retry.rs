@@ -9,8 +9,8 @@ use super::exchange::{self, Spec};
 use super::timer::Timer;
 use super::{Client, Slot};
 use pusher_core::error::TransportError;
-use pusher_core::http::limits::RETRY_CONNECT_TIMEOUT;
 use pusher_core::http::response::Reply;
+use pusher_core::http::limits::RETRY_CONNECT_TIMEOUT;
 use pusher_core::retry::{connect_within, Deadline, Outcome, RetryPolicy};
 use std::hash::{BuildHasher, Hasher};
 use std::rc::Rc;
@@ -43,13 +43,7 @@ pub async fn run(
         },
         Err(e) => Outcome::Failed(e),
       };
-      policy.next_delay_within(
-        attempt,
-        idempotent,
-        &outcome,
-        jitter(),
-        deadline.remaining(),
-      )
+      policy.next_delay_within(attempt, idempotent, &outcome, jitter(), deadline.remaining())
     };
     match delay {
       Some(delay) => Timer::sleep(client.uv, client.loop_.0, delay).await,
