@@ -85,3 +85,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> AsyncWrite for Stream<T> {
     }
   }
 }
+
+#[cfg(test)]
+#[path = "stream_tests.rs"]
+mod tests;
