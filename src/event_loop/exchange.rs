@@ -7,7 +7,6 @@ use super::executor;
 use super::head_capture::HeadCapture;
 use super::pool::{self, Acquired, Conn, Key, Lease};
 use super::stream::{Io, Stream};
-use super::timer::Timer;
 use super::Client;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -17,6 +16,7 @@ use pusher_core::error::TransportError;
 use pusher_core::http::limits::MAX_REDIRECTS;
 use pusher_core::http::response::Reply;
 use pusher_core::http::{redirect, request, response, Method, Origin};
+use super::timer::Timer;
 use std::future::Future;
 use std::pin::pin;
 use std::rc::Rc;
@@ -48,16 +48,7 @@ pub async fn run(client: Rc<Client>, spec: Spec) -> Result<Reply, TransportError
   let mut current: Option<url::Url> = None;
   let mut redirects = 0;
   loop {
-    let (head, location, bytes) = send(
-      &client,
-      &key,
-      method,
-      &target,
-      body.clone(),
-      &url,
-      connect_within,
-    )
-    .await?;
+    let (head, location, bytes) = send(&client, &key, method, &target, body.clone(), &url, connect_within).await?;
     let next = redirect::next_method(head.status, method).zip(location);
     let Some((next_method, location)) = next else {
       let mut reply = head;
@@ -234,11 +225,10 @@ async fn open(client: &Rc<Client>, origin: &Origin, url: &str) -> Result<Conn, T
   };
   let head = HeadCapture::shared();
   let stream = Stream::new(stream, Rc::clone(&head));
-  let (sender, connection) =
-    response::configure_http1(&mut hyper::client::conn::http1::Builder::new())
-      .handshake(TokioIo::new(stream))
-      .await
-      .map_err(|e| TransportError::from_cause(&e, url, true))?;
+  let (sender, connection) = response::configure_http1(&mut hyper::client::conn::http1::Builder::new())
+    .handshake(TokioIo::new(stream))
+    .await
+    .map_err(|e| TransportError::from_cause(&e, url, true))?;
   let task = executor::spawn(async move {
     let _ = connection.await;
   });
