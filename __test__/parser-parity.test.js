@@ -38,6 +38,7 @@ const CASES = [
   ["Content-Length: 2, 2", head(["Content-Length: 2, 2"])],
   ["two equal Content-Length lines", head(["Content-Length: 2", "Content-Length: 2"])],
   ["two different Content-Length lines", head(["Content-Length: 2", "Content-Length: 3"]), RAW_BYTES],
+  ["Content-Length: 1e3, then a second line", head(["Content-Length: 1e3", "Content-Length: 2"]), RAW_BYTES],
   ["Transfer-Encoding: identity beside Content-Length", head(["Transfer-Encoding: identity", "Content-Length: 2"])],
   ["Transfer-Encoding: gzip, read to the close", head(["Transfer-Encoding: gzip"])],
   // header lines
@@ -57,9 +58,12 @@ const CASES = [
   ["status 1000", "HTTP/1.1 1000 Odd\r\nContent-Length: 2\r\n\r\n{}"],
   ["status 20", "HTTP/1.1 20 Odd\r\nContent-Length: 2\r\n\r\n{}"],
   ["status 2x0", "HTTP/1.1 2x0 Odd\r\nContent-Length: 2\r\n\r\n{}"],
+  ["a bare CR in the reason phrase", "HTTP/1.1 200 O\rK\r\nContent-Length: 2\r\n\r\n{}", RAW_BYTES],
   ["no reason phrase", "HTTP/1.1 200\r\nContent-Length: 2\r\n\r\n{}"],
   ["HTTP/1.0 read to the close", "HTTP/1.0 200 OK\r\n\r\n{}"],
   ["HTTP/2.0 in the status line", "HTTP/2.0 200 OK\r\nContent-Length: 2\r\n\r\n{}", "hyper refuses versions other than 1.x; llhttp reads 2.0"],
+  ["HTTP/2 in the status line", "HTTP/2 200 OK\r\nContent-Length: 2\r\n\r\n{}", RAW_BYTES],
+  ["HTTP/1. in the status line", "HTTP/1. 200 OK\r\nContent-Length: 2\r\n\r\n{}", RAW_BYTES],
   ["not HTTP at all", "{}\r\n", RAW_BYTES],
   ["a lowercase protocol", "http/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}", RAW_BYTES],
   // chunked bodies

@@ -18,10 +18,25 @@ pub fn refused_head(head: &[u8]) -> Option<(&'static str, &'static str)> {
   }
 }
 
-/// The two cases where llhttp's code depends on where httparse stopped, which it does not
-/// say: whitespace opening the first header line (a fold with nothing to fold into), and
+/// Where llhttp's code depends on where httparse stopped, which it does not say: after
+/// `HTTP/` (the version itself is wrong), at a CR with no LF after it in the status line,
+/// at whitespace opening the first header line (a fold with nothing to fold into), or in
 /// a value whose first bad byte is a CR with no LF after it.
 fn where_it_broke(head: &[u8], e: httparse::Error) -> Option<(&'static str, &'static str)> {
+  let lone_cr = |bytes: &[u8]| {
+    let mut pairs = bytes.windows(2);
+    pairs.any(|w| w[0] == b'\r' && w[1] != b'\n')
+  };
+  match e {
+    httparse::Error::Version if head.starts_with(b"HTTP/") => {
+      return Some(("HPE_INVALID_VERSION", "Parse Error: Invalid HTTP version"));
+    }
+    httparse::Error::Status => {
+      let line = &head[..head.iter().position(|&b| b == b'\n').unwrap_or(head.len())];
+      return lone_cr(line).then_some(("HPE_STRICT", "Parse Error: Expected LF after CR"));
+    }
+    _ => {}
+  }
   let after_status = head.iter().position(|&b| b == b'\n')? + 1;
   let headers = &head[after_status..];
   match e {
@@ -77,17 +92,18 @@ fn content_length_verdict(headers: &[httparse::Header]) -> Option<(&'static str,
     .iter()
     .filter(|h| h.name.eq_ignore_ascii_case("content-length"));
   let length = lengths.next()?;
-  if lengths.next().is_some() {
-    return Some((
-      "HPE_UNEXPECTED_CONTENT_LENGTH",
-      "Parse Error: Duplicate Content-Length",
-    ));
-  }
+  // In llhttp's order: the first line's value, then a second line.
   let digits = length.value.trim_ascii();
   if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
     return Some((
       "HPE_INVALID_CONTENT_LENGTH",
       "Parse Error: Invalid character in Content-Length",
+    ));
+  }
+  if lengths.next().is_some() {
+    return Some((
+      "HPE_UNEXPECTED_CONTENT_LENGTH",
+      "Parse Error: Duplicate Content-Length",
     ));
   }
   let fits = digits
@@ -110,7 +126,18 @@ mod tests {
   /// measures them live).
   #[test]
   fn heads_hyper_refuses_get_llhttps_codes() {
-    let cases: [(&str, Option<&str>); 13] = [
+    let cases: [(&str, Option<&str>); 18] = [
+      ("HTTP/2 200 OK\r\n\r\n", Some("HPE_INVALID_VERSION")),
+      ("HTTP/1. 200 OK\r\n\r\n", Some("HPE_INVALID_VERSION")),
+      ("HTTP/1.1 200 O\rK\r\n\r\n", Some("HPE_STRICT")),
+      (
+        "HTTP/1.1 200 OK\r\nContent-Length: 1e3\r\nContent-Length: 2\r\n\r\n",
+        Some("HPE_INVALID_CONTENT_LENGTH"),
+      ),
+      (
+        "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 1e3\r\n\r\n",
+        Some("HPE_UNEXPECTED_CONTENT_LENGTH"),
+      ),
       (
         "HTTP/1.1 200 OK\r\n X-A: a\r\n\r\n",
         Some("HPE_UNEXPECTED_SPACE"),
