@@ -4,8 +4,9 @@
 
 use super::connect::{self, lookup_code};
 use super::executor;
+use super::head_capture::HeadCapture;
 use super::pool::{self, Acquired, Conn, Key, Lease};
-use super::stream::Stream;
+use super::stream::{Io, Stream};
 use super::Client;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -121,8 +122,10 @@ async fn send(
       Some(&key.origin.host_header),
     )
   };
-  let fail = |e: hyper::Error| TransportError::from_cause(&e, url, false);
-  let response = lease.sender().send_request(request).await.map_err(fail)?;
+  lease.head().arm();
+  let sent = lease.sender().send_request(request).await;
+  lease.head().disarm();
+  let response = sent.map_err(|e| refused(&e, lease.head(), url))?;
   let (parts, incoming) = response.into_parts();
   if let Some((code, reason)) = response::head_error(parts.status, &parts.headers) {
     return Err(TransportError::parse(code, reason, url));
@@ -132,6 +135,17 @@ async fn send(
   let bytes = read_body(incoming, client.max_response_size, url).await?;
   finish(lease, &parts.headers);
   Ok((head, location, bytes))
+}
+
+/// hyper's failure as Node's parser words it: a head hyper could not parse is judged
+/// from its bytes (which rule it broke); anything else by its cause.
+fn refused(e: &hyper::Error, head: &HeadCapture, url: &str) -> TransportError {
+  if e.is_parse() && !e.is_parse_too_large() {
+    if let Some((code, reason)) = head.verdict() {
+      return TransportError::parse(code, reason, url);
+    }
+  }
+  TransportError::from_cause(e, url, false)
 }
 
 /// Capacity reserved up front from a `content-length`: beyond it the buffer grows with
@@ -207,10 +221,12 @@ async fn open(client: &Rc<Client>, origin: &Origin, url: &str) -> Result<Conn, T
       .connect(name, tcp)
       .await
       .map_err(|e| TransportError::from_cause(&e, url, true))?;
-    Stream::Tls(Box::new(tls))
+    Io::Tls(Box::new(tls))
   } else {
-    Stream::Plain(tcp)
+    Io::Plain(tcp)
   };
+  let head = HeadCapture::shared();
+  let stream = Stream::new(stream, Rc::clone(&head));
   let (sender, connection) = response::configure_http1(&mut hyper::client::conn::http1::Builder::new())
     .handshake(TokioIo::new(stream))
     .await
@@ -222,5 +238,6 @@ async fn open(client: &Rc<Client>, origin: &Origin, url: &str) -> Result<Conn, T
     sender,
     tcp: shared,
     task,
+    head,
   })
 }

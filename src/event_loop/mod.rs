@@ -15,6 +15,7 @@
 mod connect;
 mod exchange;
 mod executor;
+mod head_capture;
 mod poll_clock;
 mod pool;
 mod retry;

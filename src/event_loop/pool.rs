@@ -14,6 +14,7 @@
 //! no request holds it, so origins named by redirects do not pile up.
 
 use super::executor::{self, TaskId};
+use super::head_capture::{HeadCapture, Shared as Head};
 use super::tcp;
 use super::timer::Timer;
 use super::{Loop, Trust};
@@ -79,6 +80,8 @@ pub struct Conn {
   pub sender: Sender,
   pub tcp: tcp::Shared,
   pub task: TaskId,
+  /// What its reads recorded of the current response head.
+  pub head: Head,
 }
 
 /// A connection the pool counts: its socket permit goes with it.
@@ -146,6 +149,10 @@ pub struct Lease {
 impl Lease {
   pub fn sender(&mut self) -> &mut Sender {
     &mut self.conn.as_mut().expect("a leased connection").conn.sender
+  }
+
+  pub fn head(&self) -> &HeadCapture {
+    &self.conn.as_ref().expect("a leased connection").conn.head
   }
 
   /// The exchange ended cleanly: the connection may serve another request.

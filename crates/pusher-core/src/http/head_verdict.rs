@@ -13,8 +13,48 @@ pub fn refused_head(head: &[u8]) -> Option<(&'static str, &'static str)> {
   let mut headers = vec![httparse::EMPTY_HEADER; limits::MAX_HEAD_LINES];
   let mut response = httparse::Response::new(&mut headers);
   match response.parse(head) {
-    Err(e) => Some(httparse_verdict(e)),
+    Err(e) => Some(where_it_broke(head, e).unwrap_or_else(|| httparse_verdict(e))),
     Ok(_) => content_length_verdict(response.headers),
+  }
+}
+
+/// Where llhttp's code depends on where httparse stopped, which it does not say: after
+/// `HTTP/` (the version itself is wrong), at a CR with no LF after it in the status line,
+/// at whitespace opening the first header line (a fold with nothing to fold into), or in
+/// a value whose first bad byte is a CR with no LF after it.
+fn where_it_broke(head: &[u8], e: httparse::Error) -> Option<(&'static str, &'static str)> {
+  let lone_cr = |bytes: &[u8]| {
+    let mut pairs = bytes.windows(2);
+    pairs.any(|w| w[0] == b'\r' && w[1] != b'\n')
+  };
+  match e {
+    httparse::Error::Version if head.starts_with(b"HTTP/") => {
+      return Some(("HPE_INVALID_VERSION", "Parse Error: Invalid HTTP version"));
+    }
+    httparse::Error::Status => {
+      let line = &head[..head.iter().position(|&b| b == b'\n').unwrap_or(head.len())];
+      return lone_cr(line).then_some(("HPE_STRICT", "Parse Error: Expected LF after CR"));
+    }
+    _ => {}
+  }
+  let after_status = head.iter().position(|&b| b == b'\n')? + 1;
+  let headers = &head[after_status..];
+  match e {
+    httparse::Error::HeaderName if matches!(headers.first(), Some(b' ' | b'\t')) => Some((
+      "HPE_UNEXPECTED_SPACE",
+      "Parse Error: Unexpected space after start line",
+    )),
+    httparse::Error::HeaderValue => {
+      let bad = headers.iter().enumerate().find(|&(i, &b)| {
+        (b.is_ascii_control() && b != b'\t' && b != b'\n' && b != b'\r')
+          || (b == b'\r' && headers.get(i + 1) != Some(&b'\n'))
+      })?;
+      (*bad.1 == b'\r').then_some((
+        "HPE_LF_EXPECTED",
+        "Parse Error: Missing expected LF after header value",
+      ))
+    }
+    _ => None,
   }
 }
 
@@ -52,17 +92,18 @@ fn content_length_verdict(headers: &[httparse::Header]) -> Option<(&'static str,
     .iter()
     .filter(|h| h.name.eq_ignore_ascii_case("content-length"));
   let length = lengths.next()?;
-  if lengths.next().is_some() {
-    return Some((
-      "HPE_UNEXPECTED_CONTENT_LENGTH",
-      "Parse Error: Duplicate Content-Length",
-    ));
-  }
+  // In llhttp's order: the first line's value, then a second line.
   let digits = length.value.trim_ascii();
   if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
     return Some((
       "HPE_INVALID_CONTENT_LENGTH",
       "Parse Error: Invalid character in Content-Length",
+    ));
+  }
+  if lengths.next().is_some() {
+    return Some((
+      "HPE_UNEXPECTED_CONTENT_LENGTH",
+      "Parse Error: Duplicate Content-Length",
     ));
   }
   let fits = digits
@@ -85,7 +126,30 @@ mod tests {
   /// measures them live).
   #[test]
   fn heads_hyper_refuses_get_llhttps_codes() {
-    let cases: [(&str, Option<&str>); 10] = [
+    let cases: [(&str, Option<&str>); 18] = [
+      ("HTTP/2 200 OK\r\n\r\n", Some("HPE_INVALID_VERSION")),
+      ("HTTP/1. 200 OK\r\n\r\n", Some("HPE_INVALID_VERSION")),
+      ("HTTP/1.1 200 O\rK\r\n\r\n", Some("HPE_STRICT")),
+      (
+        "HTTP/1.1 200 OK\r\nContent-Length: 1e3\r\nContent-Length: 2\r\n\r\n",
+        Some("HPE_INVALID_CONTENT_LENGTH"),
+      ),
+      (
+        "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 1e3\r\n\r\n",
+        Some("HPE_UNEXPECTED_CONTENT_LENGTH"),
+      ),
+      (
+        "HTTP/1.1 200 OK\r\n X-A: a\r\n\r\n",
+        Some("HPE_UNEXPECTED_SPACE"),
+      ),
+      (
+        "HTTP/1.1 200 OK\r\nX-A: a\rb\r\n\r\n",
+        Some("HPE_LF_EXPECTED"),
+      ),
+      (
+        "HTTP/1.1 200 OK\r\nX-A: a\0b\rc\r\n\r\n",
+        Some("HPE_INVALID_HEADER_TOKEN"),
+      ),
       (
         "HTTP/1.1 200 OK\r\nContent-Length: 1e20\r\n\r\n",
         Some("HPE_INVALID_CONTENT_LENGTH"),
