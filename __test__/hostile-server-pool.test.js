@@ -24,13 +24,20 @@ const BLOCKED_SCRIPT = `const p = make(Pusher, Object.assign({ port: ARGS.port, 
   busy(300)
   report(await outcome(() => p.trigger("c", "e", { n: 2 })))`
 
-function assertFreshConnection(run, server) {
-  assertSurvived(run)
-  const [first, second] = run.results
-  assert.equal(first.ok, true)
-  assert.equal(second.ok, true, `the trigger after 300 ms of blocking failed: ${second.code} ${second.cause}`)
-  assert.equal(second.body, '{"conn":1}')
-  assert.equal(server.accepted(), 2)
+/** Runs BLOCKED_SCRIPT against `server` (then closes it): the second trigger, after 300 ms
+ * of blocking, must be delivered on a fresh connection. */
+async function expectFreshConnection(server, options = {}) {
+  try {
+    const run = await runClient(BLOCKED_SCRIPT, { args: { port: server.port, options }, killAfterMs: 15000 })
+    assertSurvived(run)
+    const [first, second] = run.results
+    assert.equal(first.ok, true)
+    assert.equal(second.ok, true, `the trigger after 300 ms of blocking failed: ${second.code} ${second.cause}`)
+    assert.equal(second.body, '{"conn":1}')
+    assert.equal(server.accepted(), 2)
+  } finally {
+    await server.close()
+  }
 }
 
 test(`a connection the server closed while JS was blocked for 300 ms is not reused (plain, ${TRANSPORT})`, { timeout: 30000 }, async () => {
@@ -38,12 +45,7 @@ test(`a connection the server closed while JS was blocked for 300 ms is not reus
     socket.write(response(`{"conn":${conn.id}}`))
     setTimeout(() => socket.end(), 100)
   })
-  try {
-    const run = await runClient(BLOCKED_SCRIPT, { args: { port: server.port, options: {} }, killAfterMs: 15000 })
-    assertFreshConnection(run, server)
-  } finally {
-    await server.close()
-  }
+  await expectFreshConnection(server)
 })
 
 test(`a connection the server closed while JS was blocked for 300 ms is not reused (TLS, ${TRANSPORT})`, { timeout: 30000 }, async () => {
@@ -54,13 +56,7 @@ test(`a connection the server closed while JS was blocked for 300 ms is not reus
       setTimeout(() => conn.raw.destroy(), 20)
     }, 100)
   })
-  try {
-    const options = { useTLS: true, ca: certs.caPem }
-    const run = await runClient(BLOCKED_SCRIPT, { args: { port: server.port, options }, killAfterMs: 15000 })
-    assertFreshConnection(run, server)
-  } finally {
-    await server.close()
-  }
+  await expectFreshConnection(server, { useTLS: true, ca: certs.caPem })
 })
 
 test(`a connection reset while JS was blocked for 300 ms is not reused (TLS without close_notify, ${TRANSPORT})`, { timeout: 30000 }, async () => {
@@ -68,13 +64,7 @@ test(`a connection reset while JS was blocked for 300 ms is not reused (TLS with
     secure.write(response(`{"conn":${conn.id}}`))
     setTimeout(() => conn.raw.end(), 100)
   })
-  try {
-    const options = { useTLS: true, ca: certs.caPem }
-    const run = await runClient(BLOCKED_SCRIPT, { args: { port: server.port, options }, killAfterMs: 15000 })
-    assertFreshConnection(run, server)
-  } finally {
-    await server.close()
-  }
+  await expectFreshConnection(server, { useTLS: true, ca: certs.caPem })
 })
 
 test(`a close_notify that came with the response is seen before the connection is reused (${TRANSPORT})`, { timeout: 30000 }, async () => {
